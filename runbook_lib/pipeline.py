@@ -1,0 +1,178 @@
+"""A source mapping compiled into what the loader and the validator both execute.
+
+``SourcePipeline`` turns one source row into one target row (or a rejection with a rule), and
+builds the source query with the spec's named filters and the trial sample. Loading and
+validation share it, so validation rebuilds exactly the rows the spec says should exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from runbook_lib.errors import TransformError
+from runbook_lib.mapping import LoadedSpec, SourceMapping, TargetMapping
+from runbook_lib.transforms import Transform, get_transform
+
+# Knuth's multiplicative hash folded to 32 bits: the same integer arithmetic in every dialect.
+_SAMPLE_HASH = "(({column} * 2654435761) % 4294967296) % 100 < {percent}"
+
+
+class RowRejected(Exception):
+    """A source row that cannot become a target row; it goes to quarantine with ``rule``."""
+
+    def __init__(self, rule: str, message: str, column: str | None = None) -> None:
+        self.rule = rule
+        self.message = message
+        self.column = column
+        super().__init__(f"{rule}: {message}")
+
+
+@dataclass(frozen=True)
+class CompiledColumn:
+    """One column mapping, with its transforms looked up once."""
+
+    outputs: tuple[str, ...]
+    inputs: tuple[str, ...]
+    constant: Any
+    steps: tuple[tuple[Transform, dict], ...]
+    references: str | None
+    on_error: str
+
+    def apply(self, row: dict) -> tuple:
+        if not self.inputs:
+            values: tuple = (self.constant,)
+        else:
+            values = tuple(row[name] for name in self.inputs)
+        for transform, options in self.steps:
+            result = transform(*values, **options)
+            values = tuple(result) if transform.outputs else (result,)
+        if self.references is not None:
+            return (None if values[0] is None else str(values[0]),)
+        return values
+
+
+class SourcePipeline:
+    """One source table of one target table, ready to query, transform and account for."""
+
+    def __init__(
+        self,
+        spec: LoadedSpec,
+        target_name: str,
+        target: TargetMapping,
+        system: str,
+        table: str,
+        source: SourceMapping,
+    ) -> None:
+        self.spec = spec
+        self.target_name = target_name
+        self.target = target
+        self.system = system
+        self.table = table
+        self.source = source
+        self.key_columns = source.key_columns
+        self.columns = [_compile(name, column) for name, column in source.columns.items()]
+        self.reference_columns = [c for c in self.columns if c.references is not None]
+        needed = [*self.key_columns]
+        for column in self.columns:
+            needed.extend(name for name in column.inputs if name not in needed)
+        self.select_columns = needed
+
+    @property
+    def label(self) -> str:
+        return f"{self.system}.{self.table} → {self.target_name}"
+
+    def source_key(self, row: dict) -> str:
+        return "|".join(str(row[name]) for name in self.key_columns)
+
+    def transform(self, row: dict) -> dict[str, Any]:
+        """The target row for ``row`` with references still as parent source keys."""
+        out: dict[str, Any] = {"source_system": self.system, "source_key": self.source_key(row)}
+        for column in self.columns:
+            try:
+                values = column.apply(row)
+            except TransformError as exc:
+                if column.on_error == "null":
+                    values = (None,) * len(column.outputs)
+                else:
+                    raise RowRejected(
+                        exc.rule, f"{', '.join(column.outputs)}: {exc.message}", column.outputs[0]
+                    ) from None
+            out.update(zip(column.outputs, values, strict=True))
+        return out
+
+    # --- source queries -------------------------------------------------------------------
+
+    def _table(self) -> sa.TableClause:
+        return sa.table(self.table, *(sa.column(name) for name in self.select_columns))
+
+    def _filter_clauses(self) -> list[sa.ColumnElement]:
+        """Rows kept: those no named filter excludes (a NULL condition does not exclude)."""
+        return [
+            sa.text(f"(CASE WHEN ({f.exclude_where}) THEN 1 ELSE 0 END) = 0")
+            for f in self.source.filters
+        ]
+
+    def sample_clause(self, percent: int) -> sa.ColumnElement:
+        """Membership of the deterministic trial sample, following parents to the root key."""
+        return sa.text(self._sample_sql(self.system, self.table, self.source, percent))
+
+    def _sample_sql(self, system: str, table: str, source: SourceMapping, percent: int) -> str:
+        sample = source.sample
+        if sample is None:
+            return "1 = 1"
+        if sample.parent is None:
+            return _SAMPLE_HASH.format(column=sample.column, percent=int(percent))
+        parent = _find_source(self.spec, system, sample.parent)
+        parent_key = sample.parent_key or parent.key_columns[0]
+        inner = self._sample_sql(system, sample.parent, parent, percent)
+        return f"{sample.column} IN (SELECT {parent_key} FROM {sample.parent} WHERE {inner})"
+
+    def select(self, *, sample_percent: int | None = None) -> sa.Select:
+        """Rows to load, in key order, with filters (and the sample, for a trial) applied."""
+        table = self._table()
+        query = sa.select(*(table.c[name] for name in self.select_columns)).select_from(table)
+        for clause in self._filter_clauses():
+            query = query.where(clause)
+        if sample_percent is not None:
+            query = query.where(self.sample_clause(sample_percent))
+        return query.order_by(*(table.c[name] for name in self.key_columns))
+
+    def count_queries(self, *, sample_percent: int | None = None) -> dict[str, sa.Select]:
+        """Independent counts for the accounting: all rows, and rows excluded by each filter."""
+        table = sa.table(self.table)
+        base = sa.select(sa.func.count()).select_from(table)
+        if sample_percent is not None:
+            base = base.where(self.sample_clause(sample_percent))
+        counts = {"source_rows": base}
+        for f in self.source.filters:
+            counts[f"filtered:{f.name}"] = base.where(
+                sa.text(f"(CASE WHEN ({f.exclude_where}) THEN 1 ELSE 0 END) = 1")
+            )
+        return counts
+
+
+def _compile(targets_text: str, column) -> CompiledColumn:
+    steps = tuple((get_transform(name), options) for name, options in column.steps())
+    return CompiledColumn(
+        outputs=tuple(name.strip() for name in targets_text.split(",")),
+        inputs=tuple(column.inputs),
+        constant=column.value,
+        steps=steps,
+        references=column.references,
+        on_error=column.on_error,
+    )
+
+
+def _find_source(spec: LoadedSpec, system: str, table: str) -> SourceMapping:
+    for _target_name, _target, source_system, source_table, source in spec.sources():
+        if (source_system, source_table) == (system, table):
+            return source
+    raise ValueError(f"sample parent {system}.{table} is not a mapped source")
+
+
+def compile_pipelines(spec: LoadedSpec) -> list[SourcePipeline]:
+    """Every source of every target, in load order."""
+    return [SourcePipeline(spec, *entry) for entry in spec.sources()]
