@@ -1,0 +1,78 @@
+"""Per-dialect behaviour in one place: how values are bound and how a chunk of rows is written.
+
+A new dialect is one registration here, not an ``if`` in the loader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+ValueAdapter = Callable[[object], object]
+ChunkWriter = Callable[[sa.Connection, sa.Table, list[dict]], None]
+
+
+def _naive_utc(value: object) -> object:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _sqlite_value(value: object) -> object:
+    # SQLite has no decimal type: text keeps the exact digits the mapping produced.
+    if isinstance(value, Decimal):
+        return str(value)
+    return _naive_utc(value)
+
+
+def _server_value(value: object) -> object:
+    return value
+
+
+def _mysql_value(value: object) -> object:
+    # MySQL DATETIME has no zone: the target convention is naive UTC.
+    return _naive_utc(value)
+
+
+VALUE_ADAPTERS: dict[str, ValueAdapter] = {
+    "sqlite": _sqlite_value,
+    "postgresql": _server_value,
+    "mysql": _mysql_value,
+    "mariadb": _mysql_value,
+}
+
+
+def _executemany(connection: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
+    connection.execute(table.insert(), rows)
+
+
+CHUNK_WRITERS: dict[str, ChunkWriter] = {
+    "sqlite": _executemany,
+    "postgresql": _executemany,
+    "mysql": _executemany,
+    "mariadb": _executemany,
+}
+
+
+def register_writer(dialect: str, writer: ChunkWriter) -> None:
+    """Install a faster way to write a chunk for ``dialect`` (e.g. PostgreSQL COPY)."""
+    CHUNK_WRITERS[dialect] = writer
+
+
+def adapter_for(dialect: str) -> ValueAdapter:
+    """How values are bound for ``dialect`` (unknown dialects bind as they are)."""
+    return VALUE_ADAPTERS.get(dialect, _server_value)
+
+
+def writer_for(dialect: str) -> ChunkWriter:
+    """How a chunk is written for ``dialect`` (executemany unless a faster path is registered)."""
+    return CHUNK_WRITERS.get(dialect, _executemany)
+
+
+def adapt_rows(dialect: str, rows: list[dict]) -> list[dict]:
+    """Rows with every value in the form ``dialect`` stores exactly."""
+    adapt = adapter_for(dialect)
+    return [{name: adapt(value) for name, value in row.items()} for row in rows]

@@ -1,0 +1,479 @@
+"""The loader: stream every source through its mapping into the target, chunk by chunk.
+
+Each chunk is one target transaction holding its rows, its crosswalk rows and its rejects, so a
+chunk is either wholly loaded or not at all. References to earlier targets (an order's customer)
+are resolved per chunk by a keyed query against the target, which keeps memory flat however large
+the tables grow. Merge targets (customers) deduplicate on their match keys in survivorship order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from runbook_lib.dialects import adapt_rows, writer_for
+from runbook_lib.errors import GateFailedError, RunbookError
+from runbook_lib.mapping import LoadedSpec, MergeSpec
+from runbook_lib.pipeline import RowRejected, SourcePipeline, compile_pipelines
+from runbook_lib.quarantine import REJECTS_TABLE, Reject, ensure_rejects_table, write_rejects
+
+Progress = Callable[[str, int, int], None]
+_IN_BATCH = 2_000
+
+
+@dataclass(frozen=True)
+class SourceLoadResult:
+    """What became of every row of one source table, as the loader saw it."""
+
+    target_table: str
+    source_system: str
+    source_table: str
+    source_rows: int
+    loaded: int
+    merged: int
+    quarantined: dict[str, int]
+    filtered: dict[str, int]
+    seconds: float
+
+    @property
+    def quarantined_total(self) -> int:
+        return sum(self.quarantined.values())
+
+    @property
+    def balanced(self) -> bool:
+        accounted = self.loaded + self.merged + self.quarantined_total + sum(self.filtered.values())
+        return accounted == self.source_rows
+
+    def to_dict(self) -> dict:
+        return {
+            "target_table": self.target_table,
+            "source_system": self.source_system,
+            "source_table": self.source_table,
+            "source_rows": self.source_rows,
+            "loaded": self.loaded,
+            "merged": self.merged,
+            "quarantined": self.quarantined_total,
+            "quarantined_by_rule": dict(self.quarantined),
+            "filtered": sum(self.filtered.values()),
+            "filtered_by_rule": dict(self.filtered),
+            "balanced": self.balanced,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """The outcome of a trial or full load."""
+
+    mode: str
+    run_id: str
+    target: str
+    sample_percent: int | None
+    max_reject_rate: float
+    results: tuple[SourceLoadResult, ...] = field(default_factory=tuple)
+
+    @property
+    def source_rows(self) -> int:
+        return sum(r.source_rows for r in self.results)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(r.quarantined_total for r in self.results)
+
+    @property
+    def reject_rate(self) -> float:
+        return self.quarantined / self.source_rows if self.source_rows else 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(r.balanced for r in self.results) and self.reject_rate <= self.max_reject_rate
+
+    def to_dict(self) -> dict:
+        return {
+            "mode": self.mode,
+            "run_id": self.run_id,
+            "target": self.target,
+            "sample_percent": self.sample_percent,
+            "source_rows": self.source_rows,
+            "loaded": sum(r.loaded for r in self.results),
+            "merged": sum(r.merged for r in self.results),
+            "quarantined": self.quarantined,
+            "filtered": sum(sum(r.filtered.values()) for r in self.results),
+            "reject_rate": round(self.reject_rate, 6),
+            "max_reject_rate": self.max_reject_rate,
+            "passed": self.passed,
+            "tables": [r.to_dict() for r in self.results],
+        }
+
+    def render(self) -> str:
+        header = f"{'source':<28} {'target':<14} {'rows':>9} {'loaded':>9} {'merged':>7} {'quar.':>6} {'filt.':>6}  ok"
+        lines = [f"{self.mode} load into {self.target}", header, "-" * len(header)]
+        for r in self.results:
+            lines.append(
+                f"{r.source_system + '.' + r.source_table:<28} {r.target_table:<14} {r.source_rows:>9,} "
+                f"{r.loaded:>9,} {r.merged:>7,} {r.quarantined_total:>6,} {sum(r.filtered.values()):>6,}  "
+                f"{'yes' if r.balanced else 'NO'}"
+            )
+        lines.append(
+            f"reject rate {self.reject_rate:.3%} (gate {self.max_reject_rate:.3%}): "
+            f"{'passed' if self.passed else 'FAILED'}"
+        )
+        return "\n".join(lines)
+
+    def raise_if_failed(self) -> None:
+        unbalanced = [f"{r.source_system}.{r.source_table}" for r in self.results if not r.balanced]
+        if unbalanced:
+            raise GateFailedError(
+                f"{self.mode} load: rows unaccounted for in {', '.join(unbalanced)}"
+            )
+        if self.reject_rate > self.max_reject_rate:
+            raise GateFailedError(
+                f"{self.mode} load: {self.quarantined:,} of {self.source_rows:,} rows quarantined "
+                f"({self.reject_rate:.3%}), above the gate of {self.max_reject_rate:.3%}",
+                hint="triage the rejects by rule, fix the source or the spec, then roll back and re-run",
+            )
+
+
+def touched_tables(spec: LoadedSpec) -> list[str]:
+    """Every target table a load writes, in load order (crosswalks after their merge target)."""
+    tables: list[str] = []
+    for name, target in spec.spec.targets.items():
+        tables.append(name)
+        if target.merge:
+            tables.append(target.merge.crosswalk)
+    return tables
+
+
+def ordered_pipelines(spec: LoadedSpec) -> list[SourcePipeline]:
+    """Pipelines in load order; a merge target's sources in survivorship order."""
+    pipelines = compile_pipelines(spec)
+    ordered: list[SourcePipeline] = []
+    for name, target in spec.spec.targets.items():
+        own = [p for p in pipelines if p.target_name == name]
+        if target.merge:
+            rank = {system: i for i, system in enumerate(target.merge.survivorship)}
+            own.sort(key=lambda p: rank.get(p.system, len(rank)))
+        ordered.extend(own)
+    return ordered
+
+
+def refuse_non_empty_target(engine: sa.Engine, tables: Iterable[str]) -> None:
+    """A full load starts from an empty target: anything else needs a rollback first."""
+    inspector = sa.inspect(engine)
+    existing = set(inspector.get_table_names())
+    occupied = {}
+    with engine.connect() as connection:
+        for name in tables:
+            if name in existing:
+                rows = connection.execute(
+                    sa.select(sa.func.count()).select_from(sa.table(name))
+                ).scalar_one()
+                if rows:
+                    occupied[name] = rows
+    if occupied:
+        listing = ", ".join(f"{name} ({rows:,} rows)" for name, rows in occupied.items())
+        raise RunbookError(
+            f"the target already holds data in {listing}",
+            hint="roll back the earlier run (runbook rollback --env ENV --run-id RUN) "
+            "or rebuild the demo (runbook demo-data --env ENV)",
+        )
+
+
+def load(
+    spec: LoadedSpec,
+    sources: dict[str, sa.Engine],
+    target: sa.Engine,
+    *,
+    run_id: str,
+    mode: str,
+    chunk_size: int,
+    max_reject_rate: float,
+    target_label: str,
+    sample_percent: int | None = None,
+    progress: Progress | None = None,
+) -> LoadReport:
+    """Load every source of the spec into ``target``; ``sources`` is keyed by system name."""
+    ensure_rejects_table(target)
+    refuse_non_empty_target(target, touched_tables(spec))
+    metadata = sa.MetaData()
+    metadata.reflect(target, only=[*touched_tables(spec), REJECTS_TABLE])
+    results = []
+    for pipeline in ordered_pipelines(spec):
+        results.append(
+            _load_source(
+                pipeline,
+                sources[pipeline.system],
+                target,
+                metadata,
+                run_id=run_id,
+                chunk_size=chunk_size,
+                sample_percent=sample_percent,
+                progress=progress,
+            )
+        )
+    return LoadReport(
+        mode=mode,
+        run_id=run_id,
+        target=target_label,
+        sample_percent=sample_percent,
+        max_reject_rate=max_reject_rate,
+        results=tuple(results),
+    )
+
+
+def _load_source(
+    pipeline: SourcePipeline,
+    source: sa.Engine,
+    target: sa.Engine,
+    metadata: sa.MetaData,
+    *,
+    run_id: str,
+    chunk_size: int,
+    sample_percent: int | None,
+    progress: Progress | None,
+) -> SourceLoadResult:
+    started = time.perf_counter()
+    counts = count_source(pipeline, source, sample_percent=sample_percent)
+    table = metadata.tables[pipeline.target_name]
+    id_column = pipeline.target.id_column
+    next_id = _IdSequence(target, table, id_column)
+    dialect = target.dialect.name
+    write = writer_for(dialect)
+    loaded = merged = done = 0
+    quarantined: dict[str, int] = {}
+    expected = counts["source_rows"] - sum(
+        v for k, v in counts.items() if k.startswith("filtered:")
+    )
+    with source.connect() as source_connection:
+        result = source_connection.execution_options(
+            stream_results=True, yield_per=chunk_size
+        ).execute(pipeline.select(sample_percent=sample_percent))
+        for partition in result.mappings().partitions(chunk_size):
+            good, rejects = _transform_chunk(pipeline, partition)
+            with target.begin() as connection:
+                good = _resolve_references(connection, pipeline, metadata, good, rejects)
+                if pipeline.target.merge:
+                    new, dup = _merge_chunk(
+                        connection, pipeline, metadata, pipeline.target.merge, good, next_id
+                    )
+                    loaded += new
+                    merged += dup
+                else:
+                    rows = [out for _raw, out in good]
+                    if id_column:
+                        for row in rows:
+                            row[id_column] = next_id()
+                    if rows:
+                        write(connection, table, adapt_rows(dialect, rows))
+                    loaded += len(rows)
+                write_rejects(connection, run_id, rejects)
+            for reject in rejects:
+                quarantined[reject.rule] = quarantined.get(reject.rule, 0) + 1
+            done += len(partition)
+            if progress:
+                progress(pipeline.label, done, expected)
+    filtered = {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("filtered:")}
+    return SourceLoadResult(
+        target_table=pipeline.target_name,
+        source_system=pipeline.system,
+        source_table=pipeline.table,
+        source_rows=counts["source_rows"],
+        loaded=loaded,
+        merged=merged,
+        quarantined=quarantined,
+        filtered=filtered,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def count_source(
+    pipeline: SourcePipeline, source: sa.Engine, *, sample_percent: int | None
+) -> dict[str, int]:
+    """Rows in the source table (in the sample, for a trial) and rows each named filter excludes."""
+    with source.connect() as connection:
+        return {
+            name: connection.execute(query).scalar_one()
+            for name, query in pipeline.count_queries(sample_percent=sample_percent).items()
+        }
+
+
+def _transform_chunk(
+    pipeline: SourcePipeline, partition
+) -> tuple[list[tuple[dict, dict]], list[Reject]]:
+    good, rejects = [], []
+    for mapping in partition:
+        raw = dict(mapping)
+        try:
+            good.append((raw, pipeline.transform(raw)))
+        except RowRejected as exc:
+            rejects.append(_reject(pipeline, raw, exc.rule, exc.message))
+    return good, rejects
+
+
+def _reject(pipeline: SourcePipeline, raw: dict, rule: str, message: str) -> Reject:
+    return Reject(
+        target_table=pipeline.target_name,
+        source_system=pipeline.system,
+        source_table=pipeline.table,
+        source_key=pipeline.source_key(raw),
+        rule=rule,
+        message=message,
+        raw_row=raw,
+    )
+
+
+def reference_lookup(
+    connection: sa.Connection,
+    pipeline: SourcePipeline,
+    metadata: sa.MetaData,
+    references: str,
+    keys: set[str],
+) -> dict[str, int]:
+    """Parent source key → parent target id, for the rows of ``references`` from this system."""
+    parent = pipeline.spec.spec.targets[references]
+    table = metadata.tables[parent.merge.crosswalk if parent.merge else references]
+    id_name = parent.id_column
+    found: dict[str, int] = {}
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), _IN_BATCH):
+        batch = ordered[start : start + _IN_BATCH]
+        query = sa.select(table.c.source_key, table.c[id_name]).where(
+            table.c.source_system == pipeline.system, table.c.source_key.in_(batch)
+        )
+        found.update({key: value for key, value in connection.execute(query)})
+    return found
+
+
+def _resolve_references(
+    connection: sa.Connection,
+    pipeline: SourcePipeline,
+    metadata: sa.MetaData,
+    good: list[tuple[dict, dict]],
+    rejects: list[Reject],
+) -> list[tuple[dict, dict]]:
+    for column in pipeline.reference_columns:
+        name = column.outputs[0]
+        keys = {out[name] for _raw, out in good if out[name] is not None}
+        lookup = reference_lookup(connection, pipeline, metadata, column.references, keys)
+        kept = []
+        for raw, out in good:
+            parent_key = out[name]
+            if parent_key in lookup:
+                out[name] = lookup[parent_key]
+                kept.append((raw, out))
+            else:
+                rejects.append(
+                    _reject(
+                        pipeline,
+                        raw,
+                        f"orphan_{name}",
+                        f"{name}: no {column.references} row for {pipeline.system} key {parent_key}",
+                    )
+                )
+        good = kept
+    return good
+
+
+def _merge_chunk(
+    connection: sa.Connection,
+    pipeline: SourcePipeline,
+    metadata: sa.MetaData,
+    merge: MergeSpec,
+    good: list[tuple[dict, dict]],
+    next_id: _IdSequence,
+) -> tuple[int, int]:
+    """Insert new entities and link duplicates to their survivor; returns (new, merged)."""
+    table = metadata.tables[pipeline.target_name]
+    xref = metadata.tables[merge.crosswalk]
+    id_column = pipeline.target.id_column
+    dialect = connection.dialect.name
+    existing = _matching_rows(connection, table, merge.match_on, [out for _raw, out in good])
+    index = {
+        (col, row[col]): row[id_column]
+        for row in existing.values()
+        for col in merge.match_on
+        if row[col] is not None
+    }
+    new_rows: dict[int, dict] = {}
+    changed: set[int] = set()
+    xref_rows = []
+    protected = {id_column, "source_system", "source_key"}
+    for _raw, out in good:
+        match = next(
+            (
+                (col, index[(col, out[col])])
+                for col in merge.match_on
+                if out.get(col) is not None and (col, out[col]) in index
+            ),
+            None,
+        )
+        if match is None:
+            entity_id = next_id()
+            out[id_column] = entity_id
+            new_rows[entity_id] = out
+            survivor, rule = out, "new"
+        else:
+            column, entity_id = match
+            survivor = new_rows.get(entity_id) or existing[entity_id]
+            rule = f"match:{column}"
+            for name, value in out.items():
+                # survivorship: the earlier system keeps its values; later ones only fill gaps
+                if name not in protected and value is not None and survivor.get(name) is None:
+                    survivor[name] = value
+                    if entity_id in existing:
+                        changed.add(entity_id)
+        for col in merge.match_on:
+            if survivor.get(col) is not None:
+                index.setdefault((col, survivor[col]), entity_id)
+        xref_rows.append(
+            {
+                "source_system": out["source_system"],
+                "source_key": out["source_key"],
+                id_column: entity_id,
+                "match_rule": rule,
+            }
+        )
+    write = writer_for(dialect)
+    if new_rows:
+        write(connection, table, adapt_rows(dialect, list(new_rows.values())))
+    for entity_id in sorted(changed):
+        values = {k: v for k, v in existing[entity_id].items() if k not in protected}
+        connection.execute(
+            table.update().where(table.c[id_column] == entity_id), adapt_rows(dialect, [values])[0]
+        )
+    if xref_rows:
+        write(connection, xref, xref_rows)
+    return len(new_rows), len(good) - len(new_rows)
+
+
+def _matching_rows(
+    connection: sa.Connection, table: sa.Table, match_on: list[str], rows: list[dict]
+) -> dict[int, dict]:
+    id_column = next(iter(table.primary_key.columns)).name
+    found: dict[int, dict] = {}
+    for col in match_on:
+        values = sorted({row[col] for row in rows if row.get(col) is not None})
+        for start in range(0, len(values), _IN_BATCH):
+            query = sa.select(table).where(table.c[col].in_(values[start : start + _IN_BATCH]))
+            for row in connection.execute(query).mappings():
+                found[row[id_column]] = dict(row)
+    return found
+
+
+class _IdSequence:
+    """Surrogate ids handed out by the loader, continuing after the highest id in the target."""
+
+    def __init__(self, engine: sa.Engine, table: sa.Table, id_column: str | None) -> None:
+        self._next = 1
+        if id_column:
+            with engine.connect() as connection:
+                highest = connection.execute(sa.select(sa.func.max(table.c[id_column]))).scalar()
+            self._next = (highest or 0) + 1
+
+    def __call__(self) -> int:
+        value = self._next
+        self._next += 1
+        return value
