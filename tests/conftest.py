@@ -1,0 +1,107 @@
+"""Shared fixtures.
+
+* ``project`` — a throwaway copy of the project (params/ and notebooks/) in a temp folder, so
+  tests write their SQLite files and run folders there, never into the checkout.
+* ``ci_demo`` — the ``ci`` environment's demo sources (seed 7, 2,000 orders), built once per
+  session; its ``DemoSummary`` says exactly which defects were planted:
+  12 duplicate customer records (6 people in two systems, 2 in three, 2 second accounts in
+  legacy A), 7 orphan legacy A orders and 3 orphan legacy B sales orders, 4 legacy A orders
+  without amount and 4 without order time, 2 with an unknown status code, negative quantities in
+  7 legacy A items and 3 legacy B lines. Tests read the counts from the summary, not from here.
+* ``postgres_url`` / ``mariadb_url`` — a fresh database on the local server, dropped afterwards;
+  skipped when the server is absent, a failure when ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "RUNBOOK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+MARIADB_ADMIN_URL = os.environ.get(
+    "RUNBOOK_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"
+)
+
+
+def copy_project(destination: Path) -> Path:
+    """params/ and notebooks/ of the checkout, which is all a project needs besides the package."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for folder in ("params", "notebooks"):
+        shutil.copytree(REPO / folder, destination / folder)
+    return destination
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    root = copy_project(tmp_path / "project")
+    monkeypatch.chdir(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def ci_project(tmp_path_factory) -> Path:
+    """A project folder shared by the session's read-only tests."""
+    return copy_project(tmp_path_factory.mktemp("ci") / "project")
+
+
+@pytest.fixture(scope="session")
+def ci_demo(ci_project):
+    from runbook_lib.demo import build_demo
+
+    return build_demo("ci", ci_project)
+
+
+def _server_or_skip(url: str, what: str) -> sa.Engine:
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means "no server here"
+        engine.dispose()
+        if IN_CI:
+            pytest.fail(f"{what} is required in CI (CI=true) but unreachable: {type(exc).__name__}")
+        pytest.skip(
+            f"{what} not reachable at {sa.engine.make_url(url).render_as_string(hide_password=True)}"
+        )
+    return engine
+
+
+@pytest.fixture
+def postgres_url():
+    """A new, empty PostgreSQL database for one test."""
+    admin = _server_or_skip(POSTGRES_ADMIN_URL, "PostgreSQL")
+    name = f"runbook_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def mariadb_url():
+    """A new, empty MariaDB database (utf8mb4) for one test."""
+    admin = _server_or_skip(MARIADB_ADMIN_URL, "MariaDB")
+    name = f"runbook_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(
+            sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        )
+    try:
+        yield sa.engine.make_url(MARIADB_ADMIN_URL).set(database=name, query={"charset": "utf8mb4"})
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()

@@ -1,0 +1,97 @@
+"""The `runbook` command as a user meets it: bad input stops early, failures name the stage."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+RUNBOOK = [sys.executable, "-m", "runbook_lib.cli"]
+
+
+def runbook(project: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run(
+        [*RUNBOOK, *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_bad_params_file_fails_naming_file_and_field_and_writes_nothing(project):
+    params = project / "params" / "ci.yaml"
+    data = yaml.safe_load(params.read_text())
+    data["gates"]["max_reject_rat"] = 0.1
+    data["load"]["chunk_size"] = "lots"
+    params.write_text(yaml.safe_dump(data))
+    result = runbook(project, "run", "--env", "ci")
+    assert result.returncode == 2
+    assert "params/ci.yaml" in result.stderr
+    assert (
+        "gates.max_reject_rat: unknown field; valid fields here: max_reject_rate" in result.stderr
+    )
+    assert "load.chunk_size" in result.stderr and "valid integer" in result.stderr
+    assert not (project / "outputs").exists()
+    assert not (project / "work").exists()
+
+
+def test_unset_url_variable_fails_before_any_run_folder_exists(project):
+    result = runbook(
+        project,
+        "run",
+        "--env",
+        "staging",
+        env={"STAGING_TARGET_URL": "", "STAGING_LEGACY_A_URL": ""},
+    )
+    assert result.returncode == 2
+    assert "STAGING_LEGACY_A_URL is not set" in result.stderr
+    assert not (project / "outputs").exists()
+
+
+def test_unknown_stage_is_refused_with_the_valid_names(project):
+    result = runbook(project, "run", "--env", "ci", "--stages", "assessment,fulload")
+    assert result.returncode == 2
+    assert "unknown stage(s) fulload" in result.stderr and "full_load" in result.stderr
+
+
+def test_status_without_runs_says_so(project):
+    result = runbook(project, "status")
+    assert result.returncode == 0 and "no runs yet" in result.stdout
+
+
+def test_failed_stage_stops_the_run_exits_one_and_is_recorded(project):
+    assert runbook(project, "demo-data", "--env", "ci").returncode == 0
+    spec_path = project / "params" / "mapping" / "demo.yaml"
+    spec = yaml.safe_load(spec_path.read_text())
+    del spec["targets"]["orders"]["sources"]["legacy_a.orders"]["columns"]["amount"]
+    spec_path.write_text(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False))
+    result = runbook(project, "run", "--env", "ci")
+    assert result.returncode == 1
+    assert "stage mapping failed" in result.stderr
+    run_dir = next((project / "outputs" / "ci").iterdir())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["failed_stage"] == "mapping"
+    assert [s["name"] for s in manifest["stages"]] == ["assessment", "mapping"]
+    assert "required target column orders.amount is not mapped" in manifest["stages"][1]["error"]
+    assert (run_dir / "01_mapping.html").is_file()  # the failed stage still leaves its evidence
+    assert not (run_dir / "02_trial.ipynb").exists()
+
+
+def test_rerun_of_an_unknown_run_id_is_refused(project):
+    result = runbook(project, "run", "--env", "ci", "--run-id", "20990101T000000Z-abcdef")
+    assert result.returncode == 2 and "no run 20990101T000000Z-abcdef" in result.stderr
+
+
+@pytest.mark.parametrize("env", ["dev", "ci", "staging", "prod"])
+def test_every_shipped_params_file_validates(env):
+    from runbook_lib.params import load_params
+
+    assert load_params(env).env == env
