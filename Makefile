@@ -12,7 +12,7 @@ $(BIN)/python:
 
 # Reinstall only when the dependency list changes.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[postgres,mysql,test]'
+	$(BIN)/python -m pip install --quiet -e '.[postgres,mysql,test,bench]'
 	touch $(STAMP)
 
 demo: $(STAMP)
