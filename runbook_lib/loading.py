@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from runbook_lib.dedup import merge_chunk
 from runbook_lib.dialects import adapt_rows, writer_for
 from runbook_lib.errors import GateFailedError, RunbookError
-from runbook_lib.mapping import LoadedSpec, MergeSpec
+from runbook_lib.mapping import LoadedSpec
 from runbook_lib.pipeline import RowRejected, SourcePipeline, compile_pipelines
 from runbook_lib.quarantine import REJECTS_TABLE, Reject, ensure_rejects_table, write_rejects
 
@@ -239,7 +240,7 @@ def _load_source(
     counts = count_source(pipeline, source, sample_percent=sample_percent)
     table = metadata.tables[pipeline.target_name]
     id_column = pipeline.target.id_column
-    next_id = _IdSequence(target, table, id_column)
+    next_id = IdSequence(target, table, id_column)
     dialect = target.dialect.name
     write = writer_for(dialect)
     loaded = merged = done = 0
@@ -252,11 +253,11 @@ def _load_source(
             stream_results=True, yield_per=chunk_size
         ).execute(pipeline.select(sample_percent=sample_percent))
         for partition in result.mappings().partitions(chunk_size):
-            good, rejects = _transform_chunk(pipeline, partition)
+            good, rejects = transform_chunk(pipeline, partition)
             with target.begin() as connection:
                 good = _resolve_references(connection, pipeline, metadata, good, rejects)
                 if pipeline.target.merge:
-                    new, dup = _merge_chunk(
+                    new, dup = merge_chunk(
                         connection, pipeline, metadata, pipeline.target.merge, good, next_id
                     )
                     loaded += new
@@ -300,9 +301,10 @@ def count_source(
         }
 
 
-def _transform_chunk(
+def transform_chunk(
     pipeline: SourcePipeline, partition
 ) -> tuple[list[tuple[dict, dict]], list[Reject]]:
+    """(raw, transformed) rows of a chunk, and the rejects of those that failed a transform."""
     good, rejects = [], []
     for mapping in partition:
         raw = dict(mapping)
@@ -377,93 +379,7 @@ def _resolve_references(
     return good
 
 
-def _merge_chunk(
-    connection: sa.Connection,
-    pipeline: SourcePipeline,
-    metadata: sa.MetaData,
-    merge: MergeSpec,
-    good: list[tuple[dict, dict]],
-    next_id: _IdSequence,
-) -> tuple[int, int]:
-    """Insert new entities and link duplicates to their survivor; returns (new, merged)."""
-    table = metadata.tables[pipeline.target_name]
-    xref = metadata.tables[merge.crosswalk]
-    id_column = pipeline.target.id_column
-    dialect = connection.dialect.name
-    existing = _matching_rows(connection, table, merge.match_on, [out for _raw, out in good])
-    index = {
-        (col, row[col]): row[id_column]
-        for row in existing.values()
-        for col in merge.match_on
-        if row[col] is not None
-    }
-    new_rows: dict[int, dict] = {}
-    changed: set[int] = set()
-    xref_rows = []
-    protected = {id_column, "source_system", "source_key"}
-    for _raw, out in good:
-        match = next(
-            (
-                (col, index[(col, out[col])])
-                for col in merge.match_on
-                if out.get(col) is not None and (col, out[col]) in index
-            ),
-            None,
-        )
-        if match is None:
-            entity_id = next_id()
-            out[id_column] = entity_id
-            new_rows[entity_id] = out
-            survivor, rule = out, "new"
-        else:
-            column, entity_id = match
-            survivor = new_rows.get(entity_id) or existing[entity_id]
-            rule = f"match:{column}"
-            for name, value in out.items():
-                # survivorship: the earlier system keeps its values; later ones only fill gaps
-                if name not in protected and value is not None and survivor.get(name) is None:
-                    survivor[name] = value
-                    if entity_id in existing:
-                        changed.add(entity_id)
-        for col in merge.match_on:
-            if survivor.get(col) is not None:
-                index.setdefault((col, survivor[col]), entity_id)
-        xref_rows.append(
-            {
-                "source_system": out["source_system"],
-                "source_key": out["source_key"],
-                id_column: entity_id,
-                "match_rule": rule,
-            }
-        )
-    write = writer_for(dialect)
-    if new_rows:
-        write(connection, table, adapt_rows(dialect, list(new_rows.values())))
-    for entity_id in sorted(changed):
-        values = {k: v for k, v in existing[entity_id].items() if k not in protected}
-        connection.execute(
-            table.update().where(table.c[id_column] == entity_id), adapt_rows(dialect, [values])[0]
-        )
-    if xref_rows:
-        write(connection, xref, xref_rows)
-    return len(new_rows), len(good) - len(new_rows)
-
-
-def _matching_rows(
-    connection: sa.Connection, table: sa.Table, match_on: list[str], rows: list[dict]
-) -> dict[int, dict]:
-    id_column = next(iter(table.primary_key.columns)).name
-    found: dict[int, dict] = {}
-    for col in match_on:
-        values = sorted({row[col] for row in rows if row.get(col) is not None})
-        for start in range(0, len(values), _IN_BATCH):
-            query = sa.select(table).where(table.c[col].in_(values[start : start + _IN_BATCH]))
-            for row in connection.execute(query).mappings():
-                found[row[id_column]] = dict(row)
-    return found
-
-
-class _IdSequence:
+class IdSequence:
     """Surrogate ids handed out by the loader, continuing after the highest id in the target."""
 
     def __init__(self, engine: sa.Engine, table: sa.Table, id_column: str | None) -> None:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from runbook_lib.errors import GateFailedError
 from runbook_lib.hashing import bucket_of, canonical, row_digest, row_text
-from runbook_lib.loading import _transform_chunk, count_source, ordered_pipelines, reference_lookup
+from runbook_lib.loading import count_source, ordered_pipelines, reference_lookup, transform_chunk
 from runbook_lib.mapping import LoadedSpec
 from runbook_lib.pipeline import SourcePipeline
 from runbook_lib.quarantine import REJECTS_TABLE, ensure_rejects_table
@@ -364,7 +364,7 @@ def _expected_rows(pipeline, source, target, metadata, chunk_size, sample_percen
             stream_results=True, yield_per=chunk_size
         ).execute(pipeline.select(sample_percent=sample_percent))
         for partition in result.mappings().partitions(chunk_size):
-            good, _rejects = _transform_chunk(pipeline, partition)
+            good, _rejects = transform_chunk(pipeline, partition)
             for column in pipeline.reference_columns:
                 name = column.outputs[0]
                 keys = {out[name] for _raw, out in good if out[name] is not None}
