@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sqlalchemy as sa
 
+from runbook_lib import checkpoints
 from runbook_lib.dedup import merge_chunk
 from runbook_lib.dialects import adapt_rows, writer_for
 from runbook_lib.errors import GateFailedError, RunbookError
@@ -196,20 +197,31 @@ def load(
     sample_percent: int | None = None,
     progress: Progress | None = None,
 ) -> LoadReport:
-    """Load every source of the spec into ``target``; ``sources`` is keyed by system name."""
+    """Load every source of the spec into ``target``; ``sources`` is keyed by system name.
+
+    A load that this run already started (a crash, a kill, a failed gate) continues from its
+    checkpoints; a target holding anybody else's data is refused.
+    """
     ensure_rejects_table(target)
-    refuse_non_empty_target(target, touched_tables(spec))
+    checkpoints.ensure_checkpoints_table(target)
+    if not checkpoints.has_any(target, run_id, mode):
+        refuse_non_empty_target(target, touched_tables(spec))
     metadata = sa.MetaData()
-    metadata.reflect(target, only=[*touched_tables(spec), REJECTS_TABLE])
+    metadata.reflect(
+        target, only=[*touched_tables(spec), REJECTS_TABLE, checkpoints.CHECKPOINTS_TABLE]
+    )
     results = []
     for pipeline in ordered_pipelines(spec):
+        key = checkpoints.CheckpointKey(
+            run_id, mode, pipeline.target_name, pipeline.system, pipeline.table
+        )
         results.append(
             _load_source(
                 pipeline,
                 sources[pipeline.system],
                 target,
                 metadata,
-                run_id=run_id,
+                key=key,
                 chunk_size=chunk_size,
                 sample_percent=sample_percent,
                 progress=progress,
@@ -231,27 +243,68 @@ def _load_source(
     target: sa.Engine,
     metadata: sa.MetaData,
     *,
-    run_id: str,
+    key: checkpoints.CheckpointKey,
     chunk_size: int,
     sample_percent: int | None,
     progress: Progress | None,
 ) -> SourceLoadResult:
-    started = time.perf_counter()
     counts = count_source(pipeline, source, sample_percent=sample_percent)
+    filtered = {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("filtered:")}
+    with target.connect() as connection:
+        state = checkpoints.read(connection, key)
+    if not state.done:
+        state = _stream_source(
+            pipeline,
+            source,
+            target,
+            metadata,
+            key,
+            state,
+            counts,
+            chunk_size,
+            sample_percent,
+            progress,
+        )
+    return SourceLoadResult(
+        target_table=pipeline.target_name,
+        source_system=pipeline.system,
+        source_table=pipeline.table,
+        source_rows=counts["source_rows"],
+        loaded=state.loaded,
+        merged=state.merged,
+        quarantined=dict(state.quarantined),
+        filtered=filtered,
+        seconds=state.seconds,
+    )
+
+
+def _stream_source(
+    pipeline: SourcePipeline,
+    source: sa.Engine,
+    target: sa.Engine,
+    metadata: sa.MetaData,
+    key: checkpoints.CheckpointKey,
+    state: checkpoints.Progress,
+    counts: dict[str, int],
+    chunk_size: int,
+    sample_percent: int | None,
+    progress: Progress | None,
+) -> checkpoints.Progress:
+    """Load the rows after the checkpoint, one transaction per chunk, checkpoint included."""
     table = metadata.tables[pipeline.target_name]
     id_column = pipeline.target.id_column
     next_id = IdSequence(target, table, id_column)
     dialect = target.dialect.name
     write = writer_for(dialect)
-    loaded = merged = done = 0
-    quarantined: dict[str, int] = {}
     expected = counts["source_rows"] - sum(
         v for k, v in counts.items() if k.startswith("filtered:")
     )
+    query = pipeline.select(sample_percent=sample_percent, after_key=state.last_key)
+    started = time.perf_counter()
     with source.connect() as source_connection:
-        result = source_connection.execution_options(
-            stream_results=True, yield_per=chunk_size
-        ).execute(pipeline.select(sample_percent=sample_percent))
+        result = source_connection.execute(
+            query.execution_options(stream_results=True, yield_per=chunk_size)
+        )
         for partition in result.mappings().partitions(chunk_size):
             good, rejects = transform_chunk(pipeline, partition)
             with target.begin() as connection:
@@ -260,8 +313,6 @@ def _load_source(
                     new, dup = merge_chunk(
                         connection, pipeline, metadata, pipeline.target.merge, good, next_id
                     )
-                    loaded += new
-                    merged += dup
                 else:
                     rows = [out for _raw, out in good]
                     if id_column:
@@ -269,25 +320,28 @@ def _load_source(
                             row[id_column] = next_id()
                     if rows:
                         write(connection, table, adapt_rows(dialect, rows))
-                    loaded += len(rows)
-                write_rejects(connection, run_id, rejects)
-            for reject in rejects:
-                quarantined[reject.rule] = quarantined.get(reject.rule, 0) + 1
-            done += len(partition)
+                    new, dup = len(rows), 0
+                write_rejects(connection, key.run_id, rejects)
+                rejected: dict[str, int] = {}
+                for reject in rejects:
+                    rejected[reject.rule] = rejected.get(reject.rule, 0) + 1
+                now = time.perf_counter()
+                state = state.advance(
+                    last_key=tuple(partition[-1][name] for name in pipeline.key_columns),
+                    rows=len(partition),
+                    loaded=new,
+                    merged=dup,
+                    rejected=rejected,
+                    seconds=now - started,
+                )
+                started = now
+                checkpoints.write(connection, key, state)
             if progress:
-                progress(pipeline.label, done, expected)
-    filtered = {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("filtered:")}
-    return SourceLoadResult(
-        target_table=pipeline.target_name,
-        source_system=pipeline.system,
-        source_table=pipeline.table,
-        source_rows=counts["source_rows"],
-        loaded=loaded,
-        merged=merged,
-        quarantined=quarantined,
-        filtered=filtered,
-        seconds=time.perf_counter() - started,
-    )
+                progress(pipeline.label, state.rows_read, expected)
+    state = replace(state, done=True)
+    with target.begin() as connection:
+        checkpoints.write(connection, key, state)
+    return state
 
 
 def count_source(

@@ -130,10 +130,21 @@ class SourcePipeline:
         inner = self._sample_sql(system, sample.parent, parent, percent)
         return f"{sample.column} IN (SELECT {parent_key} FROM {sample.parent} WHERE {inner})"
 
-    def select(self, *, sample_percent: int | None = None) -> sa.Select:
-        """Rows to load, in key order, with filters (and the sample, for a trial) applied."""
+    def select(
+        self, *, sample_percent: int | None = None, after_key: tuple | None = None
+    ) -> sa.Select:
+        """Rows to load, in key order, with filters (and the sample, for a trial) applied.
+
+        ``after_key`` resumes after the last committed key of a checkpoint.
+        """
         table = self._table()
         query = sa.select(*(table.c[name] for name in self.select_columns)).select_from(table)
+        if after_key is not None:
+            keys = [table.c[name] for name in self.key_columns]
+            if len(keys) == 1:
+                query = query.where(keys[0] > after_key[0])
+            else:
+                query = query.where(sa.tuple_(*keys) > sa.tuple_(*after_key))
         for clause in self._filter_clauses():
             query = query.where(clause)
         if sample_percent is not None:

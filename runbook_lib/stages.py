@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from runbook_lib import backup, loading, reconcile
+from runbook_lib.checkpoints import CHECKPOINTS_TABLE
 from runbook_lib.context import StageContext
 from runbook_lib.errors import GateFailedError, RunbookError
 from runbook_lib.mapping import SpecCheck, check_spec
@@ -79,7 +80,7 @@ def reset_scratch_target(ctx: StageContext) -> None:
     scratch = ctx.trial_engine()
     present = set(sa.inspect(scratch).get_table_names())
     with scratch.begin() as connection:
-        for name in [REJECTS_TABLE, *reversed(tables)]:
+        for name in [REJECTS_TABLE, CHECKPOINTS_TABLE, *reversed(tables)]:
             if name in present:
                 connection.execute(
                     sa.text(f"DROP TABLE {scratch.dialect.identifier_preparer.quote(name)}")
@@ -127,6 +128,9 @@ def backup_target(ctx: StageContext) -> backup.Snapshot:
             f"the trial of run {ctx.run_id} did not pass: the full load will not start",
             hint="fix what the trial notebook shows, then re-run the trial",
         )
+    taken = backup.find_snapshot(ctx.target_engine(), ctx.run_id)
+    if taken is not None:  # a resumed load: the target already holds this run's partial output
+        return taken
     tables = loading.touched_tables(ctx.spec)
     loading.refuse_non_empty_target(ctx.target_engine(), tables)
     return backup.snapshot(ctx.target_engine(), tables, ctx.run_id)
@@ -164,9 +168,8 @@ def validation(ctx: StageContext) -> reconcile.ValidationReport:
 
 def rollback(ctx: StageContext) -> backup.RestoreReport:
     """Restore the target to its state before this run's full load, proven by table hashes."""
-    scraps = ctx.earlier("full_load")
-    if "snapshot" not in scraps:
-        raise RunbookError(
-            f"run {ctx.run_id} took no snapshot before its load: nothing to roll back to"
-        )
-    return backup.restore(ctx.target_engine(), backup.Snapshot.from_dict(scraps["snapshot"]))
+    # the target's own record, not the notebook: a killed load may never have saved its notebook
+    taken = backup.find_snapshot(ctx.target_engine(), ctx.run_id)
+    if taken is None:
+        raise RunbookError(f"run {ctx.run_id} took no snapshot before its load: nothing to roll back to")
+    return backup.restore(ctx.target_engine(), taken)

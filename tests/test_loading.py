@@ -6,6 +6,7 @@ outcome against the generator's own record of the defects it planted.
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 from runbook_lib import backup, loading, reconcile, stages
 from runbook_lib.context import StageContext
 from runbook_lib.demo import build_demo
+from runbook_lib.errors import RunbookError
 from runbook_lib.params import load_params
 from runbook_lib.target_schema import create_target_schema
 
@@ -192,10 +194,42 @@ def test_extra_and_time_shifted_rows_are_named(loaded):
     assert not result.passed
 
 
-def test_full_load_refuses_a_target_that_already_holds_data(loaded):
+def test_full_load_refuses_a_target_holding_another_runs_data(loaded):
     ctx, _summary, _report = loaded
-    with pytest.raises(Exception, match="already holds data in products"):
-        _full_load(ctx)
+    with pytest.raises(RunbookError, match="already holds data in products"):
+        loading.load(
+            ctx.spec,
+            ctx.source_engines(),
+            ctx.target_engine(),
+            run_id="run-2",
+            mode="full",
+            chunk_size=300,
+            max_reject_rate=0.05,
+            target_label="target",
+        )
+
+
+def test_rerunning_a_finished_load_of_the_same_run_changes_nothing(loaded):
+    ctx, _summary, report = loaded
+    with ctx.target_engine().connect() as connection:
+        before = {
+            t: backup.table_digest(connection, sa.Table(t, sa.MetaData(), autoload_with=connection))
+            for t in loading.touched_tables(ctx.spec)
+        }
+    again = _full_load(ctx)
+
+    def counts(load_report):
+        return [
+            {k: v for k, v in t.items() if k != "seconds"} for t in load_report.to_dict()["tables"]
+        ]
+
+    assert counts(again) == counts(report)
+    with ctx.target_engine().connect() as connection:
+        after = {
+            t: backup.table_digest(connection, sa.Table(t, sa.MetaData(), autoload_with=connection))
+            for t in loading.touched_tables(ctx.spec)
+        }
+    assert after == before
 
 
 def test_rollback_restores_pre_existing_rows_exactly_and_proves_it(project):
@@ -230,12 +264,12 @@ def test_restore_detects_a_snapshot_that_was_tampered_with(project):
     ctx = _context(project)
     engine = ctx.target_engine()
     snap = backup.snapshot(engine, loading.touched_tables(ctx.spec), "run-1")
-    with engine.begin() as connection:
-        connection.execute(
-            sa.text(
-                f"INSERT INTO {snap.copies['products']} (sku, name, currency, source_system, source_key) "
-                "VALUES ('X', 'planted', 'CNY', 'manual', 'X')"
-            )
+    assert snap.strategy == "sqlite_backup_api"
+    backup_file = snap.locations["products"].rsplit("#", 1)[0]
+    with sqlite3.connect(backup_file) as copy:
+        copy.execute(
+            "INSERT INTO products (sku, name, currency, source_system, source_key) "
+            "VALUES ('X', 'planted', 'CNY', 'manual', 'X')"
         )
     result = backup.restore(engine, snap)
     assert not result.passed and result.mismatched == ["products"]

@@ -1,0 +1,154 @@
+"""Checkpoints: how far each source of a load has got, written in the same transaction as its chunk.
+
+Because a chunk's rows, crosswalk rows, rejects and checkpoint commit together, a load killed at any
+moment (even ``kill -9``) leaves the target and its checkpoints consistent: re-running the stage
+continues after the last committed key, and every row ends up in the target exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+CHECKPOINTS_TABLE = "runbook_checkpoints"
+
+_METADATA = sa.MetaData()
+checkpoints = sa.Table(
+    CHECKPOINTS_TABLE,
+    _METADATA,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("mode", sa.String(16), primary_key=True),
+    sa.Column("target_table", sa.String(64), primary_key=True),
+    sa.Column("source_system", sa.String(16), primary_key=True),
+    sa.Column("source_table", sa.String(64), primary_key=True),
+    sa.Column("last_key", sa.Text),
+    sa.Column("chunks", sa.Integer, nullable=False),
+    sa.Column("rows_read", sa.Integer, nullable=False),
+    sa.Column("loaded", sa.Integer, nullable=False),
+    sa.Column("merged", sa.Integer, nullable=False),
+    sa.Column("quarantined", sa.Text, nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("done", sa.Boolean, nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+    mysql_charset="utf8mb4",
+)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where one source of one run's load stands."""
+
+    last_key: tuple | None = None
+    chunks: int = 0
+    rows_read: int = 0
+    loaded: int = 0
+    merged: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    done: bool = False
+
+    def advance(
+        self,
+        *,
+        last_key: tuple,
+        rows: int,
+        loaded: int,
+        merged: int,
+        rejected: dict[str, int],
+        seconds: float,
+    ) -> Progress:
+        quarantined = dict(self.quarantined)
+        for rule, count in rejected.items():
+            quarantined[rule] = quarantined.get(rule, 0) + count
+        return replace(
+            self,
+            last_key=last_key,
+            chunks=self.chunks + 1,
+            rows_read=self.rows_read + rows,
+            loaded=self.loaded + loaded,
+            merged=self.merged + merged,
+            quarantined=quarantined,
+            seconds=self.seconds + seconds,
+        )
+
+
+@dataclass(frozen=True)
+class CheckpointKey:
+    """Which load a checkpoint belongs to."""
+
+    run_id: str
+    mode: str
+    target_table: str
+    source_system: str
+    source_table: str
+
+    def where(self):
+        c = checkpoints.c
+        return sa.and_(
+            c.run_id == self.run_id,
+            c.mode == self.mode,
+            c.target_table == self.target_table,
+            c.source_system == self.source_system,
+            c.source_table == self.source_table,
+        )
+
+
+def ensure_checkpoints_table(engine: sa.Engine) -> None:
+    """Create the checkpoint table in the target if it is not there yet."""
+    _METADATA.create_all(engine, tables=[checkpoints])
+
+
+def read(connection: sa.Connection, key: CheckpointKey) -> Progress:
+    """The committed progress of one source (a fresh ``Progress`` if it never started)."""
+    row = connection.execute(sa.select(checkpoints).where(key.where())).mappings().one_or_none()
+    if row is None:
+        return Progress()
+    return Progress(
+        last_key=None if row["last_key"] is None else tuple(json.loads(row["last_key"])),
+        chunks=row["chunks"],
+        rows_read=row["rows_read"],
+        loaded=row["loaded"],
+        merged=row["merged"],
+        quarantined=json.loads(row["quarantined"]),
+        seconds=row["seconds"],
+        done=bool(row["done"]),
+    )
+
+
+def write(connection: sa.Connection, key: CheckpointKey, progress: Progress) -> None:
+    """Record ``progress`` inside the caller's transaction (the chunk's own)."""
+    values = {
+        "last_key": None
+        if progress.last_key is None
+        else json.dumps(list(progress.last_key), default=str),
+        "chunks": progress.chunks,
+        "rows_read": progress.rows_read,
+        "loaded": progress.loaded,
+        "merged": progress.merged,
+        "quarantined": json.dumps(progress.quarantined, sort_keys=True),
+        "seconds": round(progress.seconds, 3),
+        "done": progress.done,
+        "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    updated = connection.execute(checkpoints.update().where(key.where()).values(**values)).rowcount
+    if not updated:
+        connection.execute(checkpoints.insert().values(**key.__dict__, **values))
+
+
+def has_any(engine: sa.Engine, run_id: str, mode: str) -> bool:
+    """Whether a load of this run and mode has committed anything."""
+    if CHECKPOINTS_TABLE not in sa.inspect(engine).get_table_names():
+        return False
+    with engine.connect() as connection:
+        query = sa.select(sa.func.count()).where(
+            checkpoints.c.run_id == run_id, checkpoints.c.mode == mode
+        )
+        return connection.execute(query).scalar_one() > 0
+
+
+def forget(connection: sa.Connection, run_id: str) -> int:
+    """Drop a run's checkpoints (after a rollback the run starts from nothing again)."""
+    return connection.execute(checkpoints.delete().where(checkpoints.c.run_id == run_id)).rowcount
