@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 ValueAdapter = Callable[[object], object]
 ChunkWriter = Callable[[sa.Connection, sa.Table, list[dict]], None]
@@ -49,9 +50,28 @@ def _executemany(connection: sa.Connection, table: sa.Table, rows: list[dict]) -
     connection.execute(table.insert(), rows)
 
 
+def _postgresql_copy(connection: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
+    """COPY ... FROM STDIN through psycopg 3, in the chunk's own transaction."""
+    if connection.dialect.driver != "psycopg":
+        _executemany(connection, table, rows)
+        return
+    columns = list(rows[0])
+    quote = connection.dialect.identifier_preparer.quote
+    statement = f"COPY {quote(table.name)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        with cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+    finally:
+        cursor.close()
+
+
+# MySQL/MariaDB: executemany becomes batched multi-row INSERTs (SQLAlchemy insertmanyvalues and
+# PyMySQL's executemany both rewrite it); SQLite: executemany inside the chunk's transaction.
 CHUNK_WRITERS: dict[str, ChunkWriter] = {
     "sqlite": _executemany,
-    "postgresql": _executemany,
+    "postgresql": _postgresql_copy,
     "mysql": _executemany,
     "mariadb": _executemany,
 }
@@ -75,4 +95,22 @@ def writer_for(dialect: str) -> ChunkWriter:
 def adapt_rows(dialect: str, rows: list[dict]) -> list[dict]:
     """Rows with every value in the form ``dialect`` stores exactly."""
     adapt = adapter_for(dialect)
+    if adapt is _server_value:
+        return rows
     return [{name: adapt(value) for name, value in row.items()} for row in rows]
+
+
+_IN_BATCH = 2_000
+
+
+def key_in(column: sa.ColumnElement, values: list, dialect: str) -> list[sa.ColumnElement]:
+    """Conditions selecting rows whose ``column`` is in ``values``, one per round trip.
+
+    PostgreSQL takes the whole list as one array parameter (``= ANY``): no statement with
+    thousands of placeholders to build and parse. Others get ``IN`` lists in batches.
+    """
+    if not values:
+        return []
+    if dialect == "postgresql":
+        return [column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(column.type)))]
+    return [column.in_(values[i : i + _IN_BATCH]) for i in range(0, len(values), _IN_BATCH)]

@@ -16,14 +16,13 @@ import sqlalchemy as sa
 
 from runbook_lib import checkpoints
 from runbook_lib.dedup import merge_chunk
-from runbook_lib.dialects import adapt_rows, writer_for
+from runbook_lib.dialects import adapt_rows, key_in, writer_for
 from runbook_lib.errors import GateFailedError, RunbookError
 from runbook_lib.mapping import LoadedSpec
 from runbook_lib.pipeline import RowRejected, SourcePipeline, compile_pipelines
 from runbook_lib.quarantine import REJECTS_TABLE, Reject, ensure_rejects_table, write_rejects
 
 Progress = Callable[[str, int, int], None]
-_IN_BATCH = 2_000
 
 
 @dataclass(frozen=True)
@@ -305,7 +304,7 @@ def _stream_source(
         result = source_connection.execute(
             query.execution_options(stream_results=True, yield_per=chunk_size)
         )
-        for partition in result.mappings().partitions(chunk_size):
+        for partition in result.partitions(chunk_size):
             good, rejects = transform_chunk(pipeline, partition)
             with target.begin() as connection:
                 good = _resolve_references(connection, pipeline, metadata, good, rejects)
@@ -327,7 +326,7 @@ def _stream_source(
                     rejected[reject.rule] = rejected.get(reject.rule, 0) + 1
                 now = time.perf_counter()
                 state = state.advance(
-                    last_key=tuple(partition[-1][name] for name in pipeline.key_columns),
+                    last_key=pipeline.key_values(partition[-1]),
                     rows=len(partition),
                     loaded=new,
                     merged=dup,
@@ -357,19 +356,27 @@ def count_source(
 
 def transform_chunk(
     pipeline: SourcePipeline, partition
-) -> tuple[list[tuple[dict, dict]], list[Reject]]:
-    """(raw, transformed) rows of a chunk, and the rejects of those that failed a transform."""
+) -> tuple[list[tuple[tuple, dict]], list[Reject]]:
+    """(raw, transformed) rows of a chunk, and the rejects of those that failed a transform.
+
+    Rows are tuples in the pipeline's select order (mappings are accepted and converted).
+    """
     good, rejects = [], []
-    for mapping in partition:
-        raw = dict(mapping)
+    transform = pipeline.transform
+    for row in partition:
+        raw = (
+            tuple(row.values())
+            if hasattr(row, "values") and not isinstance(row, tuple)
+            else tuple(row)
+        )
         try:
-            good.append((raw, pipeline.transform(raw)))
+            good.append((raw, transform(raw)))
         except RowRejected as exc:
             rejects.append(_reject(pipeline, raw, exc.rule, exc.message))
     return good, rejects
 
 
-def _reject(pipeline: SourcePipeline, raw: dict, rule: str, message: str) -> Reject:
+def _reject(pipeline: SourcePipeline, raw: tuple, rule: str, message: str) -> Reject:
     return Reject(
         target_table=pipeline.target_name,
         source_system=pipeline.system,
@@ -377,7 +384,7 @@ def _reject(pipeline: SourcePipeline, raw: dict, rule: str, message: str) -> Rej
         source_key=pipeline.source_key(raw),
         rule=rule,
         message=message,
-        raw_row=raw,
+        raw_row=pipeline.raw_dict(raw),
     )
 
 
@@ -393,11 +400,9 @@ def reference_lookup(
     table = metadata.tables[parent.merge.crosswalk if parent.merge else references]
     id_name = parent.id_column
     found: dict[str, int] = {}
-    ordered = sorted(keys)
-    for start in range(0, len(ordered), _IN_BATCH):
-        batch = ordered[start : start + _IN_BATCH]
+    for condition in key_in(table.c.source_key, sorted(keys), connection.dialect.name):
         query = sa.select(table.c.source_key, table.c[id_name]).where(
-            table.c.source_system == pipeline.system, table.c.source_key.in_(batch)
+            table.c.source_system == pipeline.system, condition
         )
         found.update({key: value for key, value in connection.execute(query)})
     return found

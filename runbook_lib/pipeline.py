@@ -7,7 +7,9 @@ validation share it, so validation rebuilds exactly the rows the spec says shoul
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,7 +34,7 @@ class RowRejected(Exception):
 
 @dataclass(frozen=True)
 class CompiledColumn:
-    """One column mapping, with its transforms looked up once."""
+    """One column mapping, with its transforms looked up and bound to their options once."""
 
     outputs: tuple[str, ...]
     inputs: tuple[str, ...]
@@ -41,17 +43,45 @@ class CompiledColumn:
     references: str | None
     on_error: str
 
-    def apply(self, row: dict) -> tuple:
-        if not self.inputs:
-            values: tuple = (self.constant,)
-        else:
-            values = tuple(row[name] for name in self.inputs)
-        for transform, options in self.steps:
-            result = transform(*values, **options)
-            values = tuple(result) if transform.outputs else (result,)
-        if self.references is not None:
-            return (None if values[0] is None else str(values[0]),)
-        return values
+    def bind(self, positions: dict[str, int]) -> Callable[[tuple], tuple]:
+        """A function from a source row (a tuple in select order) to this column's values.
+
+        The common case (one input, single-output steps) becomes a plain loop over bound
+        functions: this runs once per value on millions of rows.
+        """
+        calls = [
+            (partial(t.func, **options) if options else t.func, t.outputs is not None)
+            for t, options in self.steps
+        ]
+        index = [positions[name] for name in self.inputs]
+        as_key = self.references is not None
+        if not index:
+            constant = (self.constant,)
+            return lambda row: constant
+        if len(index) == 1 and not any(multi for _f, multi in calls):
+            functions = [f for f, _multi in calls]
+            (i,) = index
+
+            def single(row: tuple) -> tuple:
+                value = row[i]
+                for function in functions:
+                    value = function(value)
+                if as_key:
+                    return (None if value is None else str(value),)
+                return (value,)
+
+            return single
+
+        def general(row: tuple) -> tuple:
+            values = tuple(row[i] for i in index)
+            for function, multi in calls:
+                result = function(*values)
+                values = tuple(result) if multi else (result,)
+            if as_key:
+                return (None if values[0] is None else str(values[0]),)
+            return values
+
+        return general
 
 
 class SourcePipeline:
@@ -79,20 +109,34 @@ class SourcePipeline:
         for column in self.columns:
             needed.extend(name for name in column.inputs if name not in needed)
         self.select_columns = needed
+        positions = {name: i for i, name in enumerate(needed)}
+        self._key_positions = [positions[name] for name in self.key_columns]
+        self._bound = [(c, c.bind(positions)) for c in self.columns]
 
     @property
     def label(self) -> str:
         return f"{self.system}.{self.table} → {self.target_name}"
 
-    def source_key(self, row: dict) -> str:
-        return "|".join(str(row[name]) for name in self.key_columns)
+    def source_key(self, row: tuple) -> str:
+        """The source key of a row (a tuple in select order), as text."""
+        if len(self._key_positions) == 1:
+            return str(row[self._key_positions[0]])
+        return "|".join(str(row[i]) for i in self._key_positions)
 
-    def transform(self, row: dict) -> dict[str, Any]:
-        """The target row for ``row`` with references still as parent source keys."""
+    def key_values(self, row: tuple) -> tuple:
+        """The key columns' raw values (what a checkpoint records)."""
+        return tuple(row[i] for i in self._key_positions)
+
+    def raw_dict(self, row: tuple) -> dict[str, Any]:
+        """The source row by column name (kept with a reject)."""
+        return dict(zip(self.select_columns, row, strict=True))
+
+    def transform(self, row: tuple) -> dict[str, Any]:
+        """The target row for ``row`` (a tuple in select order), references still as parent keys."""
         out: dict[str, Any] = {"source_system": self.system, "source_key": self.source_key(row)}
-        for column in self.columns:
+        for column, apply in self._bound:
             try:
-                values = column.apply(row)
+                values = apply(row)
             except TransformError as exc:
                 if column.on_error == "null":
                     values = (None,) * len(column.outputs)
@@ -100,7 +144,10 @@ class SourcePipeline:
                     raise RowRejected(
                         exc.rule, f"{', '.join(column.outputs)}: {exc.message}", column.outputs[0]
                     ) from None
-            out.update(zip(column.outputs, values, strict=True))
+            if len(values) == 1:
+                out[column.outputs[0]] = values[0]
+            else:
+                out.update(zip(column.outputs, values, strict=True))
         return out
 
     # --- source queries -------------------------------------------------------------------
