@@ -7,7 +7,7 @@ validation share it, so validation rebuilds exactly the rows the spec says shoul
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -117,23 +117,32 @@ class SourcePipeline:
     def label(self) -> str:
         return f"{self.system}.{self.table} → {self.target_name}"
 
-    def source_key(self, row: tuple) -> str:
-        """The source key of a row (a tuple in select order), as text."""
+    def _as_tuple(self, row: tuple | Mapping) -> tuple:
+        if isinstance(row, Mapping):
+            return tuple(row[name] for name in self.select_columns)
+        return row
+
+    def source_key(self, row: tuple | Mapping) -> str:
+        """The source key of a row (a tuple in select order, or a mapping), as text."""
+        return self._key_text(self._as_tuple(row))
+
+    def _key_text(self, row: tuple) -> str:
         if len(self._key_positions) == 1:
             return str(row[self._key_positions[0]])
         return "|".join(str(row[i]) for i in self._key_positions)
 
-    def key_values(self, row: tuple) -> tuple:
+    def key_values(self, row: tuple | Mapping) -> tuple:
         """The key columns' raw values (what a checkpoint records)."""
+        row = self._as_tuple(row)
         return tuple(row[i] for i in self._key_positions)
 
-    def raw_dict(self, row: tuple) -> dict[str, Any]:
+    def raw_dict(self, row: tuple | Mapping) -> dict[str, Any]:
         """The source row by column name (kept with a reject)."""
-        return dict(zip(self.select_columns, row, strict=True))
+        return dict(zip(self.select_columns, self._as_tuple(row), strict=True))
 
     def transform(self, row: tuple) -> dict[str, Any]:
         """The target row for ``row`` (a tuple in select order), references still as parent keys."""
-        out: dict[str, Any] = {"source_system": self.system, "source_key": self.source_key(row)}
+        out: dict[str, Any] = {"source_system": self.system, "source_key": self._key_text(row)}
         for column, apply in self._bound:
             try:
                 values = apply(row)
