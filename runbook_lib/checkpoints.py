@@ -25,6 +25,7 @@ checkpoints = sa.Table(
     sa.Column("source_system", sa.String(16), primary_key=True),
     sa.Column("source_table", sa.String(64), primary_key=True),
     sa.Column("last_key", sa.Text),
+    sa.Column("watermark", sa.Text),
     sa.Column("chunks", sa.Integer, nullable=False),
     sa.Column("rows_read", sa.Integer, nullable=False),
     sa.Column("loaded", sa.Integer, nullable=False),
@@ -42,6 +43,7 @@ class Progress:
     """Where one source of one run's load stands."""
 
     last_key: tuple | None = None
+    watermark: str | None = None
     chunks: int = 0
     rows_read: int = 0
     loaded: int = 0
@@ -108,6 +110,7 @@ def read(connection: sa.Connection, key: CheckpointKey) -> Progress:
         return Progress()
     return Progress(
         last_key=None if row["last_key"] is None else tuple(json.loads(row["last_key"])),
+        watermark=row["watermark"],
         chunks=row["chunks"],
         rows_read=row["rows_read"],
         loaded=row["loaded"],
@@ -124,6 +127,7 @@ def write(connection: sa.Connection, key: CheckpointKey, progress: Progress) -> 
         "last_key": None
         if progress.last_key is None
         else json.dumps(list(progress.last_key), default=str),
+        "watermark": progress.watermark,
         "chunks": progress.chunks,
         "rows_read": progress.rows_read,
         "loaded": progress.loaded,
@@ -152,3 +156,32 @@ def has_any(engine: sa.Engine, run_id: str, mode: str) -> bool:
 def forget(connection: sa.Connection, run_id: str) -> int:
     """Drop a run's checkpoints (after a rollback the run starts from nothing again)."""
     return connection.execute(checkpoints.delete().where(checkpoints.c.run_id == run_id)).rowcount
+
+
+def latest_done(
+    engine: sa.Engine, target_table: str, source_system: str, source_table: str
+) -> Progress | None:
+    """Where the newest finished load or sync of this source left off (what a sync continues from)."""
+    if CHECKPOINTS_TABLE not in sa.inspect(engine).get_table_names():
+        return None
+    c = checkpoints.c
+    query = (
+        sa.select(c.run_id, c.mode)
+        .where(
+            c.target_table == target_table,
+            c.source_system == source_system,
+            c.source_table == source_table,
+            c.done.is_(True),
+            c.mode.in_(("full", "sync")),
+        )
+        .order_by(c.updated_at.desc(), c.run_id.desc())
+        .limit(1)
+    )
+    with engine.connect() as connection:
+        found = connection.execute(query).one_or_none()
+        if found is None:
+            return None
+        return read(
+            connection,
+            CheckpointKey(found.run_id, found.mode, target_table, source_system, source_table),
+        )

@@ -32,10 +32,13 @@ RUNBOOK_STAGES = ("assessment", "mapping", "trial", "full_load", "validation")
 class StageContext:
     """One stage's view of the run."""
 
-    def __init__(self, params: LoadedParams, run_dir: Path | None) -> None:
+    def __init__(self, params: LoadedParams, run_dir: Path | None, mode: str = "") -> None:
         self.params = params
         self.run_dir = run_dir
         self.connections = Connections(params)
+        if mode not in ("", "full", "incremental"):
+            raise RunbookError(f"unknown load mode {mode!r}", hint="use full or incremental")
+        self.load_mode = mode or params.model.load.mode
 
     @property
     def env(self) -> str:
@@ -81,11 +84,14 @@ class StageContext:
         return scraps
 
 
-def open_stage(env: str, run_dir: str = "") -> StageContext:
-    """The context of a stage: ``run_dir`` empty means the environment's latest run (interactive use)."""
+def open_stage(env: str, run_dir: str = "", mode: str = "") -> StageContext:
+    """The context of a stage: ``run_dir`` empty means the environment's latest run (interactive use).
+
+    ``mode`` overrides params ``load.mode`` (``runbook sync`` runs the full-load stage incrementally).
+    """
     root = find_project_root()
     params = load_params(env, project_root=root)
     folder = Path(run_dir) if run_dir else latest_run(root, env)
     if folder is not None and not folder.is_absolute():
         folder = root / folder
-    return StageContext(params, folder)
+    return StageContext(params, folder, mode)

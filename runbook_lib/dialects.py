@@ -112,5 +112,8 @@ def key_in(column: sa.ColumnElement, values: list, dialect: str) -> list[sa.Colu
     if not values:
         return []
     if dialect == "postgresql":
-        return [column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(column.type)))]
+        element = column.type
+        if isinstance(element, sa.types.NullType):
+            element = sa.Integer() if isinstance(values[0], int) else sa.String()
+        return [column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(element)))]
     return [column.in_(values[i : i + _IN_BATCH]) for i in range(0, len(values), _IN_BATCH)]

@@ -251,6 +251,8 @@ def _load_source(
     filtered = {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("filtered:")}
     with target.connect() as connection:
         state = checkpoints.read(connection, key)
+    if state.chunks == 0 and state.watermark is None:
+        state = replace(state, watermark=_watermark_before_load(pipeline, source))
     if not state.done:
         state = _stream_source(
             pipeline,
@@ -275,6 +277,22 @@ def _load_source(
         filtered=filtered,
         seconds=state.seconds,
     )
+
+
+def _watermark_before_load(pipeline: SourcePipeline, source: sa.Engine) -> str | None:
+    """The change column's high point before the load: a later sync picks up from there.
+
+    Taken before the first row is read, so a row changed during the load is applied again by the
+    sync (an idempotent upsert) rather than missed.
+    """
+    declared = pipeline.source.watermark
+    if declared is None or declared.column in pipeline.key_columns:
+        return None
+    with source.connect() as connection:
+        highest = connection.execute(
+            sa.select(sa.func.max(sa.column(declared.column))).select_from(sa.table(pipeline.table))
+        ).scalar()
+    return None if highest is None else str(highest)
 
 
 def _stream_source(

@@ -93,6 +93,12 @@ class SampleSpec(_Strict):
     parent_key: str | None = None
 
 
+class WatermarkSpec(_Strict):
+    """What an incremental sync continues from: the key (append-only) or a change column."""
+
+    column: str
+
+
 class SourceMapping(_Strict):
     """One source table feeding a target table."""
 
@@ -101,6 +107,7 @@ class SourceMapping(_Strict):
     ignore: dict[str, str] = {}
     filters: list[NamedFilter] = []
     sample: SampleSpec | None = None
+    watermark: WatermarkSpec | None = None
 
     @property
     def key_columns(self) -> list[str]:

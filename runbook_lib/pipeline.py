@@ -187,14 +187,22 @@ class SourcePipeline:
         return f"{sample.column} IN (SELECT {parent_key} FROM {sample.parent} WHERE {inner})"
 
     def select(
-        self, *, sample_percent: int | None = None, after_key: tuple | None = None
+        self,
+        *,
+        sample_percent: int | None = None,
+        after_key: tuple | None = None,
+        changed_since: tuple[str, str | None] | None = None,
     ) -> sa.Select:
         """Rows to load, in key order, with filters (and the sample, for a trial) applied.
 
-        ``after_key`` resumes after the last committed key of a checkpoint.
+        ``after_key`` resumes after the last committed key of a checkpoint; ``changed_since``
+        (column, value) adds that change column last and keeps the rows where it passed the value.
         """
-        table = self._table()
-        query = sa.select(*(table.c[name] for name in self.select_columns)).select_from(table)
+        names = [*self.select_columns, *([changed_since[0]] if changed_since else [])]
+        table = sa.table(self.table, *(sa.column(name) for name in names))
+        query = sa.select(*(table.c[name] for name in names)).select_from(table)
+        if changed_since and changed_since[1] is not None:
+            query = query.where(table.c[changed_since[0]] > changed_since[1])
         if after_key is not None:
             keys = [table.c[name] for name in self.key_columns]
             if len(keys) == 1:

@@ -123,3 +123,22 @@ def coverage_table(mapping_check: dict) -> pd.DataFrame:
     if frame.empty:
         return frame
     return frame[["system", "table", "column", "status", "target", "detail"]]
+
+
+def load_stage_outcome(load: dict) -> go.Figure:
+    """The full-load stage's figure: per source outcome of a full load, or of an incremental sync."""
+    if load.get("mode") != "incremental":
+        return load_outcome(load)
+    labels = [f"{t['source_system']}.{t['source_table']}" for t in load["tables"]]
+    fig = go.Figure()
+    for field, color in (
+        ("inserted", "#54A24B"),
+        ("updated", "#F58518"),
+        ("merged", "#4C78A8"),
+        ("quarantined", "#E45756"),
+        ("deleted_at_source", "#BAB0AC"),
+    ):
+        fig.add_bar(name=field, x=labels, y=[t[field] for t in load["tables"]], marker_color=color)
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title="rows")
+    return _layout(fig, "Incremental sync: what changed at the sources since the last load")

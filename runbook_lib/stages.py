@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from runbook_lib import backup, loading, reconcile
+from runbook_lib import backup, loading, reconcile, sync
 from runbook_lib.checkpoints import CHECKPOINTS_TABLE
 from runbook_lib.context import StageContext
 from runbook_lib.errors import GateFailedError, RunbookError
@@ -122,34 +122,35 @@ def trial(ctx: StageContext) -> TrialResult:
 def backup_target(ctx: StageContext) -> backup.Snapshot:
     """Snapshot the target tables the load will touch; refuses without a passed trial."""
     _require_approved_spec(ctx)
+    taken = backup.find_snapshot(ctx.target_engine(), ctx.run_id)
+    if taken is not None:  # a resumed load: the target already holds this run's partial output
+        return taken
+    tables = loading.touched_tables(ctx.spec)
+    if ctx.load_mode == "incremental":  # a sync adds to a loaded target: snapshot it as it is
+        return backup.snapshot(ctx.target_engine(), tables, ctx.run_id)
     trial_result = ctx.earlier("trial")["trial"]
     if not trial_result["passed"]:
         raise GateFailedError(
             f"the trial of run {ctx.run_id} did not pass: the full load will not start",
             hint="fix what the trial notebook shows, then re-run the trial",
         )
-    taken = backup.find_snapshot(ctx.target_engine(), ctx.run_id)
-    if taken is not None:  # a resumed load: the target already holds this run's partial output
-        return taken
-    tables = loading.touched_tables(ctx.spec)
     loading.refuse_non_empty_target(ctx.target_engine(), tables)
     return backup.snapshot(ctx.target_engine(), tables, ctx.run_id)
 
 
-def full_load(ctx: StageContext) -> loading.LoadReport:
-    """Load everything into the target (after ``backup_target``)."""
+def full_load(ctx: StageContext) -> loading.LoadReport | sync.SyncReport:
+    """Load everything into the target (after ``backup_target``), or, in incremental mode, sync."""
     settings = ctx.params.model
-    return loading.load(
-        ctx.spec,
-        ctx.source_engines(),
-        ctx.target_engine(),
-        run_id=ctx.run_id,
-        mode="full",
-        chunk_size=settings.load.chunk_size,
-        max_reject_rate=settings.gates.max_reject_rate,
-        target_label=ctx.label("target"),
-        progress=line_progress(),
-    )
+    common = {
+        "run_id": ctx.run_id,
+        "chunk_size": settings.load.chunk_size,
+        "max_reject_rate": settings.gates.max_reject_rate,
+        "target_label": ctx.label("target"),
+        "progress": line_progress(),
+    }
+    if ctx.load_mode == "incremental":
+        return sync.sync(ctx.spec, ctx.source_engines(), ctx.target_engine(), **common)
+    return loading.load(ctx.spec, ctx.source_engines(), ctx.target_engine(), mode="full", **common)
 
 
 def validation(ctx: StageContext) -> reconcile.ValidationReport:
@@ -171,5 +172,7 @@ def rollback(ctx: StageContext) -> backup.RestoreReport:
     # the target's own record, not the notebook: a killed load may never have saved its notebook
     taken = backup.find_snapshot(ctx.target_engine(), ctx.run_id)
     if taken is None:
-        raise RunbookError(f"run {ctx.run_id} took no snapshot before its load: nothing to roll back to")
+        raise RunbookError(
+            f"run {ctx.run_id} took no snapshot before its load: nothing to roll back to"
+        )
     return backup.restore(ctx.target_engine(), taken)
