@@ -4,7 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format lab clean
+.PHONY: demo test lint format lab clean staging bench
+
+# The staging runbook against the local servers; the defaults are local trust-auth URLs (no
+# secret), and any of them can be overridden from the environment.
+export STAGING_LEGACY_A_URL ?= mysql+pymysql://root@127.0.0.1:3306/runbook_staging_legacy_a
+export STAGING_TARGET_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/runbook_staging_target
+export STAGING_TRIAL_TARGET_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/runbook_staging_trial
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +25,17 @@ demo: $(STAMP)
 	$(BIN)/runbook demo-data --env dev
 	$(BIN)/runbook run --env dev
 	$(BIN)/runbook status --env dev
+
+staging: $(STAMP)
+	$(BIN)/runbook demo-data --env staging
+	$(BIN)/runbook run --env staging
+	$(BIN)/runbook status --env staging
+
+# Benchmarks print figures side by side with their baselines (needs the local PostgreSQL).
+BENCH_ORDERS ?= 1000000
+bench: $(STAMP)
+	$(BIN)/python bench/bench_load.py --orders $(BENCH_ORDERS)
+	@if [ -f bench/bench_validation.py ]; then $(BIN)/python bench/bench_validation.py --orders $(BENCH_ORDERS); fi
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from runbook_lib.backup import BACKUP_SCHEMA
 from runbook_lib.connections import Connections, make_engine
 from runbook_lib.demo_data import DemoSummary, build_demo_sources
 from runbook_lib.errors import ParamsError
@@ -21,11 +22,46 @@ from runbook_lib.target_schema import create_target_schema
 DEMO_SYSTEMS = ("legacy_a", "legacy_b", "crm")
 
 
+def ensure_database(url: sa.URL) -> None:
+    """Create the database a server URL names if it is not there (SQLite files create themselves)."""
+    backend = url.get_backend_name()
+    if backend == "sqlite" or not url.database:
+        return
+    if backend == "postgresql":
+        admin_url, exists, create = (
+            url.set(database="postgres"),
+            "SELECT 1 FROM pg_database WHERE datname = :name",
+            f'CREATE DATABASE "{url.database}"',
+        )
+    elif backend in ("mysql", "mariadb"):
+        admin_url, exists, create = (
+            url.set(database=""),
+            "SELECT 1 FROM information_schema.schemata WHERE schema_name = :name",
+            f"CREATE DATABASE `{url.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+        )
+    else:
+        return
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            if connection.execute(sa.text(exists), {"name": url.database}).first() is None:
+                connection.execute(sa.text(create))
+    finally:
+        admin.dispose()
+
+
 def empty_database(engine: sa.Engine) -> None:
-    """Drop every table (the demo target and scratch target are the demo's own databases)."""
+    """Drop every table and snapshot (the demo's targets are the demo's own databases)."""
     metadata = sa.MetaData()
     metadata.reflect(engine)
     metadata.drop_all(engine)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.execute(sa.text(f"DROP SCHEMA IF EXISTS {BACKUP_SCHEMA} CASCADE"))
+    if engine.dialect.name == "sqlite" and engine.url.database:
+        database = Path(engine.url.database)
+        for copy in database.parent.glob(f"{database.stem}.backup-*.sqlite"):
+            copy.unlink()
 
 
 def build_demo(env: str, project_root: Path, *, orders: int | None = None) -> DemoSummary:
@@ -42,6 +78,8 @@ def build_demo(env: str, project_root: Path, *, orders: int | None = None) -> De
             f"{params.path.name}: field 'sources' lacks the demo connection(s) {missing}"
         )
     with Connections(params) as connections:
+        for name in connections.names():
+            ensure_database(connections.url(name))
         engines = {name: connections.engine(name) for name in DEMO_SYSTEMS}
         work = params.work_path
         work.mkdir(parents=True, exist_ok=True)
