@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 import sqlalchemy as sa
 
 from runbook_lib import checkpoints
+from runbook_lib.constraints import row_checker
 from runbook_lib.dedup import merge_chunk
 from runbook_lib.dialects import adapt_rows, key_in, writer_for
 from runbook_lib.errors import GateFailedError, RunbookError
@@ -313,6 +314,11 @@ def _stream_source(
     next_id = IdSequence(target, table, id_column)
     dialect = target.dialect.name
     write = writer_for(dialect)
+    violation = row_checker(
+        table,
+        ["source_system", "source_key", *(n for c in pipeline.columns for n in c.outputs)],
+        {id_column},
+    )
     expected = counts["source_rows"] - sum(
         v for k, v in counts.items() if k.startswith("filtered:")
     )
@@ -326,6 +332,7 @@ def _stream_source(
             good, rejects = transform_chunk(pipeline, partition)
             with target.begin() as connection:
                 good = _resolve_references(connection, pipeline, metadata, good, rejects)
+                good = _quarantine_violations(pipeline, good, rejects, violation)
                 if pipeline.target.merge:
                     new, dup = merge_chunk(
                         connection, pipeline, metadata, pipeline.target.merge, good, next_id
@@ -359,6 +366,20 @@ def _stream_source(
     with target.begin() as connection:
         checkpoints.write(connection, key, state)
     return state
+
+
+def _quarantine_violations(
+    pipeline: SourcePipeline, good: list, rejects: list[Reject], violation
+) -> list:
+    """Rows the target would refuse go to quarantine with the constraint they break."""
+    kept = []
+    for raw, out in good:
+        found = violation(out)
+        if found is None:
+            kept.append((raw, out))
+        else:
+            rejects.append(_reject(pipeline, raw, *found))
+    return kept
 
 
 def count_source(

@@ -361,3 +361,27 @@ def test_load_validate_and_rollback_into_postgresql(project, postgres_url):
         assert restored.passed
     finally:
         target.dispose()
+
+
+@pytest.mark.parametrize("server", [None, pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_row_the_target_cannot_hold_is_quarantined_not_fatal(project, server, request):
+    build_demo("ci", project)
+    ctx = _context(project)
+    with ctx.source_engines()["legacy_a"].begin() as connection:
+        connection.execute(
+            sa.text("UPDATE users SET full_name = :n WHERE id = 7"),
+            {"n": "Bartholomew" * 12 + " Smith"},
+        )
+    target = ctx.target_engine()
+    if server:
+        target = sa.create_engine(request.getfixturevalue("postgres_url"))
+        create_target_schema(target)
+    report = _full_load(ctx, target)
+    users = _by_source(report)["legacy_a.users"]
+    assert users["quarantined_by_rule"] == {"target_too_long": 1}
+    assert users["balanced"] and report.passed
+    with target.connect() as connection:
+        message = connection.execute(
+            sa.text("SELECT message FROM runbook_rejects WHERE rule = 'target_too_long'")
+        ).scalar_one()
+    assert message == "first_name: 132 characters, the target allows 64"
