@@ -76,7 +76,7 @@ def test_failed_stage_stops_the_run_exits_one_and_is_recorded(project):
     result = runbook(project, "run", "--env", "ci")
     assert result.returncode == 1
     assert "stage mapping failed" in result.stderr
-    run_dir = next((project / "outputs" / "ci").iterdir())
+    run_dir = next(p.parent for p in (project / "outputs" / "ci").glob("*/manifest.json"))
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "failed" and manifest["failed_stage"] == "mapping"
     assert [s["name"] for s in manifest["stages"]] == ["assessment", "mapping"]

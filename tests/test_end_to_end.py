@@ -46,7 +46,7 @@ def ci_run(tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("e2e") / "project")
     runbook(project, "demo-data", "--env", "ci")
     result = runbook(project, "run", "--env", "ci")
-    runs = sorted((project / "outputs" / "ci").iterdir())
+    runs = sorted(p.parent for p in (project / "outputs" / "ci").glob("*/manifest.json"))
     assert len(runs) == 1
     return project, runs[0], result
 
