@@ -14,6 +14,7 @@ _RULES: tuple[tuple[str, str, str], ...] = (
     ("email", "personal", r"e_?mail"),
     ("phone", "personal", r"phone|mobile|tel(ephone)?$|fax"),
     ("address", "personal", r"address|street|addr"),
+    ("username", "personal", r"user_?name|login|nickname"),
     ("name", "personal", r"(^|_)(full_?name|first_?name|last_?name|given_?name|surname|name)$"),
     ("amount", "financial", r"amount|price|cost|total|cents|balance"),
 )
@@ -33,6 +34,11 @@ def classify_column(table: str, column: str) -> tuple[str, str]:
                 continue
             return classification, category
     return "other", "other"
+
+
+def is_person_table(table: str) -> bool:
+    """Whether ``table``'s name says it holds people (users, customers, contacts, ...)."""
+    return bool(_PERSON_TABLES.search(table.lower()))
 
 
 def classify_columns(table: str, columns: list[str]) -> dict[str, str]:

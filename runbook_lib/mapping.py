@@ -3,6 +3,14 @@
 Shape of the YAML (``params/mapping/demo.yaml`` is the full example)::
 
     targets:                      # load order: a target may reference only earlier ones
+      customers:
+        id_column: customer_id
+        merge:                    # several records of one person become one row
+          crosswalk: customer_xref
+          match_on: [email, phone]
+          survivorship: [legacy_a, legacy_b, crm]          # default: first with a value wins
+          survivorship_by_field: {first_name: [legacy_b]}  # per field: legacy_b first
+        sources: {...}
       orders:
         id_column: order_id       # surrogate key the loader assigns
         sources:
@@ -18,7 +26,11 @@ Shape of the YAML (``params/mapping/demo.yaml`` is the full example)::
             ignore: {pay_channel: "why it is not migrated"}
 
 Every problem is reported with its YAML path (``targets.orders.sources.legacy_a.orders.columns.
-amount``) and what was expected, all at once, before any data moves.
+amount``) and what was expected, all at once, before any data moves: unknown tables, columns and
+transforms (with the closest names), bad option values (each step is probed once on nulls),
+required target columns left unmapped, types that reach a column without a cast (through the
+transform chain), source columns neither mapped nor ignored, and survivorship naming what
+cannot merge.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,10 +46,12 @@ import sqlalchemy as sa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from runbook_lib.errors import MappingSpecError, UnknownTransformError
+from runbook_lib.errors import MappingSpecError, TransformError, UnknownTransformError
 from runbook_lib.transforms import get_transform
 
 AUTO_COLUMNS = ("source_system", "source_key")
+# The crosswalk column recording which target fields a source record supplied to its survivor.
+SUPPLIED_FIELDS = "supplied_fields"
 
 
 class _Strict(BaseModel):
@@ -115,11 +130,28 @@ class SourceMapping(_Strict):
 
 
 class MergeSpec(_Strict):
-    """Several source records of one real entity become one target row."""
+    """Several source records of one real entity become one target row.
+
+    ``survivorship`` is the default order of systems (the first with a value wins a field, and
+    sources load in this order); ``survivorship_by_field`` overrides that order for single
+    fields, e.g. ``{first_name: [legacy_b, legacy_a, crm]}``. Systems an order leaves out rank
+    after those it lists, in the default order.
+    """
 
     crosswalk: str
     match_on: list[str]
     survivorship: list[str]
+    survivorship_by_field: dict[str, list[str]] = {}
+
+    def order_for(self, field: str) -> list[str]:
+        """Systems in the order they win ``field``."""
+        first = self.survivorship_by_field.get(field, self.survivorship)
+        return [*first, *(s for s in self.survivorship if s not in first)]
+
+    def rank(self, field: str, system: str) -> int:
+        """Position of ``system`` for ``field``: lower wins (unlisted systems rank last)."""
+        order = self.order_for(field)
+        return order.index(system) if system in order else len(order)
 
 
 class TargetMapping(_Strict):
@@ -333,9 +365,18 @@ def check_spec(
                     problem(
                         (f"{base}.merge.match_on", f"{match!r} is not a column of {target_name}")
                     )
-            for system in target.merge.survivorship:
-                if system not in spec.systems:
-                    problem((f"{base}.merge.survivorship", f"unknown system {system!r}"))
+            _check_merge(check, base, target.merge, target, target_columns, spec.systems)
+            crosswalk = target.merge.crosswalk
+            if target.merge.survivorship_by_field and crosswalk in target_tables:
+                xref_columns = {c["name"] for c in target_inspector.get_columns(crosswalk)}
+                if SUPPLIED_FIELDS not in xref_columns:
+                    problem(
+                        (
+                            f"{base}.merge.survivorship_by_field",
+                            f"needs a {SUPPLIED_FIELDS!r} column in {crosswalk} to record "
+                            "which record supplied each field",
+                        )
+                    )
         for source_name, source in target.sources.items():
             system, table = source_name.split(".")
             path = f"{base}.sources.{source_name}"
@@ -384,6 +425,42 @@ def check_spec(
                     )
                 )
     return check
+
+
+def _check_merge(
+    check: SpecCheck,
+    base: str,
+    merge: MergeSpec,
+    target: TargetMapping,
+    target_columns: dict[str, dict],
+    systems: dict[str, str],
+) -> None:
+    """Survivorship names known systems, and per-field orders name mergeable fields."""
+    problem = check.problems.append
+    for system in merge.survivorship:
+        if system not in systems:
+            problem((f"{base}.merge.survivorship", f"unknown system {system!r}"))
+    protected = {target.id_column, *AUTO_COLUMNS}
+    for name, order in merge.survivorship_by_field.items():
+        path = f"{base}.merge.survivorship_by_field.{name}"
+        if name not in target_columns or name in protected:
+            mergeable = sorted(set(target_columns) - protected)
+            problem(
+                (path, f"{name!r} is not a mergeable column of the target; columns: {mergeable}")
+            )
+        elif name in merge.match_on:
+            problem(
+                (
+                    path,
+                    f"{name!r} is a match column: it keeps the default order, since later "
+                    "records find their survivor by it",
+                )
+            )
+        for system in order:
+            if system not in systems:
+                problem((path, f"unknown system {system!r}; declared systems: {sorted(systems)}"))
+        if len(set(order)) != len(order):
+            problem((path, "a system is listed twice"))
 
 
 def _check_ignored_table(
@@ -435,6 +512,7 @@ def _check_source(
             )
     used: set[str] = set(source.key_columns)
     assigned: set[str] = set()
+    feeds: dict[str, list[tuple[str, str]]] = {}
     for targets_text, column in source.columns.items():
         column_path = f"{path}.columns.{targets_text}"
         outputs = [name.strip() for name in targets_text.split(",")]
@@ -472,26 +550,20 @@ def _check_source(
                 )
             )
         steps = column.steps()
-        _check_transforms(check, column_path, column, outputs, steps)
-        if (
-            not steps
-            and column.references is None
-            and column.from_ is not None
-            and len(outputs) == 1
-        ):
-            _check_types(
-                check, column_path, column.inputs, outputs[0], source_columns, target_columns
-            )
+        chain_ok = _check_transforms(check, column_path, column, outputs, steps)
+        if chain_ok and column.references is None:
+            _check_types(check, column_path, column, outputs, steps, source_columns, target_columns)
         detail = (
             " → ".join([*column.inputs, *(name for name, _ in steps)]) or f"value {column.value!r}"
         )
         for name in column.inputs:
-            check.coverage.append(
-                CoverageRow(
-                    system, table, name, f"{target_name}.{', '.join(outputs)}", "mapped", detail
-                )
-            )
-    mapped_inputs = {name for column in source.columns.values() for name in column.inputs}
+            feeds.setdefault(name, []).append((f"{target_name}.{', '.join(outputs)}", detail))
+    for name, uses in feeds.items():  # one coverage row per source column, however many uses
+        targets = "; ".join(target for target, _ in uses)
+        check.coverage.append(
+            CoverageRow(system, table, name, targets, "mapped", "; ".join(d for _, d in uses))
+        )
+    mapped_inputs = set(feeds)
     for name, reason in source.ignore.items():
         if name in mapped_inputs:
             problem((f"{path}.ignore.{name}", "column is both mapped and ignored; keep one"))
@@ -512,6 +584,9 @@ def _check_source(
         problem(
             (f"{path}.sample.column", f"no column {source.sample.column!r} in {system}.{table}")
         )
+    watermark = getattr(source, "watermark", None)
+    if watermark is not None and watermark.column not in source_columns:
+        problem((f"{path}.watermark.column", f"no column {watermark.column!r} in {system}.{table}"))
     generated = {target.id_column, *AUTO_COLUMNS} if target.id_column else set(AUTO_COLUMNS)
     for name, info in target_columns.items():
         required = not info.get("nullable", True) and info.get("default") is None
@@ -527,8 +602,10 @@ def _check_transforms(
     column: ColumnMapping,
     outputs: list[str],
     steps: list[tuple[str, dict]],
-) -> None:
+) -> bool:
+    """Each step is known, gets the options and inputs it takes; True when nothing was wrong."""
     problem = check.problems.append
+    before = len(check.problems)
     width = len(column.inputs) or 1
     for index, (name, options) in enumerate(steps):
         step_path = (
@@ -539,7 +616,7 @@ def _check_transforms(
         except UnknownTransformError as exc:
             hint = f"; did you mean {', '.join(exc.suggestions)}?" if exc.suggestions else ""
             problem((step_path, f"unknown transform {name!r}{hint}"))
-            return
+            return False
         unknown = sorted(set(options) - set(transform.options))
         if unknown:
             problem(
@@ -551,6 +628,8 @@ def _check_transforms(
         missing = sorted(set(transform.required_options) - set(options))
         if missing:
             problem((step_path, f"{name}: missing required option(s) {missing}"))
+        if not unknown and not missing:
+            _probe_options(check, step_path, transform, options)
         if transform.inputs != width:
             problem((step_path, f"{name} takes {transform.inputs} input(s), gets {width}"))
         width = len(transform.outputs) if transform.outputs else 1
@@ -561,30 +640,104 @@ def _check_transforms(
                 f"the mapping produces {width} value(s) for {len(outputs)} target column(s)",
             )
         )
+    return len(check.problems) == before
+
+
+def _probe_options(check: SpecCheck, step_path: str, transform, options: dict) -> None:
+    """Call the step once on nulls: a bad option value (a time zone, a unit) is a spec error now.
+
+    Transforms check their options before their value, and a null value is never the row's
+    fault here, so only ``ValueError``/``TypeError`` count.
+    """
+    try:
+        transform(*([None] * transform.inputs), **options)
+    except TransformError:
+        pass
+    except (ValueError, TypeError) as exc:
+        message = str(exc)
+        if not message.startswith(f"{transform.name}:"):
+            message = f"{transform.name}: {message}"
+        check.problems.append((step_path, message))
+
+
+# Widening that needs no cast. Decimals may land in text: ExactDecimal is canonical text on SQLite.
+_WIDENING = {
+    ("integer", "decimal"),
+    ("integer", "text"),
+    ("decimal", "text"),
+    ("boolean", "integer"),
+}
+_CASTS = {
+    "datetime": "parse_datetime or epoch_to_utc",
+    "decimal": "money or to_decimal",
+    "integer": "to_int",
+    "text": "a text transform such as prefix",
+}
+
+
+def value_family(value: Any) -> str | None:
+    """The type family of a constant from the spec (None for null)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float | Decimal):
+        return "decimal"
+    return "text" if isinstance(value, str) else "other"
+
+
+def chain_family(steps: list[tuple[str, dict]], family: str | None) -> str | None:
+    """The type family a transform chain gives for an input of ``family`` (None: unknown)."""
+    for name, options in steps:
+        transform = get_transform(name)
+        if transform.returns is not None:
+            family = transform.returns
+        elif name == "map_values":
+            values = [*dict(options.get("values") or {}).values()]
+            values += [options["default"]] if "default" in options else []
+            families = {value_family(v) for v in values} - {None}
+            family = families.pop() if len(families) == 1 else None
+    return family
 
 
 def _check_types(
     check: SpecCheck,
     column_path: str,
-    inputs: list[str],
-    output: str,
+    column: ColumnMapping,
+    outputs: list[str],
+    steps: list[tuple[str, dict]],
     source_columns: dict[str, dict],
     target_columns: dict[str, dict],
 ) -> None:
-    if len(inputs) != 1 or inputs[0] not in source_columns or output not in target_columns:
+    """What reaches each target column must be its type family, or widen to it without loss."""
+    if column.inputs:
+        if any(name not in source_columns for name in column.inputs):
+            return
+        families = [type_family(source_columns[name]["type"]) for name in column.inputs]
+        family = families[0] if len(families) == 1 else None
+        origin = f"source {', '.join(column.inputs)} is {'/'.join(families)}"
+    else:
+        family = value_family(column.value)
+        origin = f"value {column.value!r} is {family}"
+    family = chain_family(steps, family)
+    if family in (None, "other"):
         return
-    source_family = type_family(source_columns[inputs[0]]["type"])
-    target_family = type_family(target_columns[output]["type"])
-    compatible = source_family == target_family or (source_family, target_family) in {
-        ("integer", "decimal"),
-        ("integer", "text"),
-    }
-    if not compatible:
+    via = f" and {' → '.join(name for name, _ in steps)} gives {family}" if steps else ""
+    for output in outputs:
+        if output not in target_columns:
+            continue
+        target_family = type_family(target_columns[output]["type"])
+        if family == target_family or target_family == "other":
+            continue
+        if (family, target_family) in _WIDENING:
+            continue
         check.problems.append(
             (
                 column_path,
-                f"source {inputs[0]} is {source_family}, target {output} is {target_family}: "
-                "add a transform that casts it",
+                f"{origin}{via}, target {output} is {target_family}: add a transform that "
+                f"casts it ({_CASTS.get(target_family, 'a cast')})",
             )
         )
 

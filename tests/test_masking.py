@@ -135,7 +135,7 @@ def test_mask_row_masks_a_legacy_user_by_its_classification():
 
     assert masked == {
         "id": 17,
-        "username": "liwei88",
+        "username": "l***",
         "password_hash": "[redacted]",
         "full_name": "李*",
         "email": "l***@example.com",
@@ -163,7 +163,7 @@ def classes(table) -> dict[str, tuple[str, str]]:
 def test_legacy_a_users_columns_are_classified():
     assert classes(A_USERS) == {
         "id": ("other", "other"),
-        "username": ("other", "other"),
+        "username": ("username", "personal"),
         "password_hash": ("credential", "credential"),
         "full_name": ("name", "personal"),
         "email": ("email", "personal"),
