@@ -1,4 +1,4 @@
-"""The ``runbook`` command: run, status, rollback, demo-data.
+"""The ``runbook`` command: run, status, rollback, approve, verify, report, demo-data.
 
 Every command is a thin wrapper around a library function; a ``RunbookError`` becomes its message
 and exit code, anything else is a bug and keeps its traceback.
@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
-from runbook_lib.connections import redact_text
 from runbook_lib.errors import RunbookError, StageFailedError
 from runbook_lib.params import ENVIRONMENTS, find_project_root
 
@@ -22,13 +22,25 @@ def _run(args: argparse.Namespace) -> int:
     root = find_project_root()
     stages = runner.parse_stages(args.stages)
     outcome = runner.run(args.env, root, stages=stages, run_id=args.run_id)
-    if outcome.status != "passed":
-        raise StageFailedError(
-            f"run {outcome.run_id}: stage {outcome.failed_stage} failed",
-            hint=f"read {outcome.run_dir.relative_to(root)}/{_notebook(outcome.failed_stage)}.html",
-        )
+    _raise_unless_passed(outcome, root, f"run {outcome.run_id}")
     print(f"run {outcome.run_id} passed: evidence in {outcome.run_dir.relative_to(root)}")
     return 0
+
+
+def _raise_unless_passed(outcome, root: Path, what: str) -> None:
+    from runbook_lib.approvals import ApprovalRequiredError
+
+    if outcome.status == "awaiting_approval":
+        first, _, hint = (outcome.error or "").partition("\n  -> ")
+        raise ApprovalRequiredError(
+            f"{what}: stage {outcome.failed_stage} refused: {first}", hint=hint or None
+        )
+    if outcome.status != "passed":
+        first = (outcome.error or "").splitlines()[0] if outcome.error else ""
+        raise StageFailedError(
+            f"{what}: stage {outcome.failed_stage} failed" + (f": {first}" if first else ""),
+            hint=f"read {outcome.run_dir.relative_to(root)}/{_notebook(outcome.failed_stage)}.html",
+        )
 
 
 def _notebook(stage: str | None) -> str:
@@ -42,14 +54,42 @@ def _rollback(args: argparse.Namespace) -> int:
 
     runner.quiet_papermill_logs()
     root = find_project_root()
-    outcome = runner.run(args.env, root, stages=["rollback"], run_id=args.run_id)
-    if outcome.status != "passed":
-        raise StageFailedError(
-            f"rollback of run {args.run_id} failed", hint="read 05_rollback.html in the run folder"
-        )
+    outcome = runner.run(
+        args.env, root, stages=["rollback"], run_id=args.run_id, command="rollback"
+    )
+    _raise_unless_passed(outcome, root, f"rollback of run {args.run_id}")
     print(
         f"run {args.run_id} rolled back; proof in {outcome.run_dir.relative_to(root)}/05_rollback.html"
     )
+    return 0
+
+
+def _approve(args: argparse.Namespace) -> int:
+    from runbook_lib.approvals import approve
+
+    approval = approve(args.env, args.run_id, args.operator, find_project_root())
+    print(approval.render())
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    import json
+
+    from runbook_lib.verify import verify_run
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise RunbookError(f"no run folder {run_dir}", hint="runbook verify outputs/<env>/<run_id>")
+    result = verify_run(run_dir)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.render())
+    return 0 if result.passed else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from runbook_lib.report import rewrite_report
+
+    path, entry = rewrite_report(Path(args.run_dir))
+    print(f"report {path}" + (f" (ledger line {entry.seq})" if entry else " (unchanged)"))
     return 0
 
 
@@ -61,12 +101,12 @@ def _status(args: argparse.Namespace) -> int:
     if not runs:
         print("no runs yet" + (f" for env {args.env}" if args.env else ""))
         return 0
-    print(f"{'env':<8} {'run id':<26} {'status':<8} {'operator':<12} stages")
+    print(f"{'env':<8} {'run id':<26} {'status':<17} {'operator':<12} stages")
     for run_dir in runs:
         data = Manifest.load(run_dir).data
         stages = " ".join(f"{s['name']}:{s['status']}" for s in data.get("stages", []))
         print(
-            f"{data['env']:<8} {data['run_id']:<26} {data['status']:<8} {data.get('operator', ''):<12} {stages}"
+            f"{data['env']:<8} {data['run_id']:<26} {data['status']:<17} {data.get('operator', ''):<12} {stages}"
         )
     return 0
 
@@ -108,6 +148,26 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--run-id", required=True)
     rollback.set_defaults(handler=_rollback)
 
+    approve = commands.add_parser(
+        "approve",
+        help="approve a run's trial evidence and mapping spec (needed where requires_approval)",
+    )
+    approve.add_argument("--env", required=True, choices=ENVIRONMENTS)
+    approve.add_argument("--run-id", required=True)
+    approve.add_argument("--operator", required=True, help="who approves (recorded by name)")
+    approve.set_defaults(handler=_approve)
+
+    verify = commands.add_parser(
+        "verify", help="re-hash a run's evidence and check the ledger chain (exit 1 if changed)"
+    )
+    verify.add_argument("run_dir", metavar="RUN_DIR", help="outputs/<env>/<run_id>")
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    verify.set_defaults(handler=_verify)
+
+    report = commands.add_parser("report", help="(re)write a run's index.html")
+    report.add_argument("run_dir", metavar="RUN_DIR", help="outputs/<env>/<run_id>")
+    report.set_defaults(handler=_report)
+
     demo = commands.add_parser(
         "demo-data", help="build the demo legacy sources and an empty target"
     )
@@ -119,11 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``runbook``; returns the exit code."""
+    from runbook_lib.scrub import scrub_text
+
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
     except RunbookError as exc:
-        print(f"runbook: {redact_text(str(exc))}", file=sys.stderr)
+        print(f"runbook: {scrub_text(str(exc))}", file=sys.stderr)
         return exc.exit_code
 
 
