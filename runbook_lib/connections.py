@@ -56,6 +56,8 @@ def make_engine(url: URL, **kwargs) -> sa.Engine:
         query = dict(url.query)
         query.setdefault("charset", "utf8mb4")
         url = url.set(query=query)
+    # errors must not carry row values (personal data) into logs and evidence
+    kwargs.setdefault("hide_parameters", True)
     engine = sa.create_engine(url, **kwargs)
     if backend == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)

@@ -117,3 +117,23 @@ def key_in(column: sa.ColumnElement, values: list, dialect: str) -> list[sa.Colu
             element = sa.Integer() if isinstance(values[0], int) else sa.String()
         return [column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(element)))]
     return [column.in_(values[i : i + _IN_BATCH]) for i in range(0, len(values), _IN_BATCH)]
+
+
+def refresh_statistics(engine: sa.Engine, tables: list[str]) -> None:
+    """ANALYZE the tables a bulk load filled.
+
+    Without statistics PostgreSQL plans the joins that follow (validation, integrity checks) as if
+    the tables were empty: a nested loop over millions of rows.
+    """
+    quote = engine.dialect.identifier_preparer.quote
+    statement = {
+        "postgresql": "ANALYZE {}",
+        "sqlite": "ANALYZE {}",
+        "mysql": "ANALYZE TABLE {}",
+        "mariadb": "ANALYZE TABLE {}",
+    }.get(engine.dialect.name)
+    if statement is None:
+        return
+    with engine.begin() as connection:
+        for table in tables:
+            connection.exec_driver_sql(statement.format(quote(table)))

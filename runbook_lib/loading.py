@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from runbook_lib import checkpoints
 from runbook_lib.constraints import row_checker
 from runbook_lib.dedup import merge_chunk
-from runbook_lib.dialects import adapt_rows, key_in, writer_for
+from runbook_lib.dialects import adapt_rows, key_in, refresh_statistics, writer_for
 from runbook_lib.errors import GateFailedError, RunbookError
 from runbook_lib.mapping import LoadedSpec
 from runbook_lib.pipeline import RowRejected, SourcePipeline, compile_pipelines
@@ -227,6 +227,7 @@ def load(
                 progress=progress,
             )
         )
+    refresh_statistics(target, touched_tables(spec))
     return LoadReport(
         mode=mode,
         run_id=run_id,

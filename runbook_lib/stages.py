@@ -12,17 +12,17 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from runbook_lib import backup, loading, reconcile, sync
+from runbook_lib.assessment import AssessmentReport, assess_sources
 from runbook_lib.checkpoints import CHECKPOINTS_TABLE
 from runbook_lib.context import StageContext
 from runbook_lib.errors import GateFailedError, RunbookError
 from runbook_lib.mapping import SpecCheck, check_spec
-from runbook_lib.profiling import AssessmentReport, assess_sources
 from runbook_lib.progress import line_progress
 from runbook_lib.quarantine import REJECTS_TABLE
 
 
 def assessment(ctx: StageContext) -> AssessmentReport:
-    """Profile every source table."""
+    """Profile and classify every source column; apply every quality rule the spec implies."""
     return assess_sources(ctx.source_engines(), ctx.spec)
 
 
@@ -115,12 +115,17 @@ def trial(ctx: StageContext) -> TrialResult:
         chunk_size=settings.load.chunk_size,
         max_unexplained_differences=settings.gates.max_unexplained_differences,
         sample_percent=percent,
+        max_reject_rate=settings.gates.max_reject_rate,
+        progress=line_progress(),
     )
     return TrialResult(report, validation)
 
 
 def backup_target(ctx: StageContext) -> backup.Snapshot:
     """Snapshot the target tables the load will touch; refuses without a passed trial."""
+    from runbook_lib.approvals import require_approval  # prod: nothing is touched unapproved
+
+    require_approval(ctx, "full load")
     _require_approved_spec(ctx)
     taken = backup.find_snapshot(ctx.target_engine(), ctx.run_id)
     if taken is not None:  # a resumed load: the target already holds this run's partial output
@@ -164,11 +169,16 @@ def validation(ctx: StageContext) -> reconcile.ValidationReport:
         target_label=ctx.label("target"),
         chunk_size=settings.load.chunk_size,
         max_unexplained_differences=settings.gates.max_unexplained_differences,
+        max_reject_rate=settings.gates.max_reject_rate,
+        progress=line_progress(),
     )
 
 
 def rollback(ctx: StageContext) -> backup.RestoreReport:
     """Restore the target to its state before this run's full load, proven by table hashes."""
+    from runbook_lib.approvals import require_approval  # prod: nothing is touched unapproved
+
+    require_approval(ctx, "rollback")
     # the target's own record, not the notebook: a killed load may never have saved its notebook
     taken = backup.find_snapshot(ctx.target_engine(), ctx.run_id)
     if taken is None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 import sqlalchemy as sa
 
 from runbook_lib import checkpoints
-from runbook_lib.dialects import adapt_rows, key_in, writer_for
+from runbook_lib.dialects import adapt_rows, key_in, refresh_statistics, writer_for
 from runbook_lib.errors import GateFailedError
 from runbook_lib.loading import (
     IdSequence,
@@ -167,6 +167,7 @@ def sync(
         )
         for p in ordered_pipelines(spec)
     ]
+    refresh_statistics(target, touched_tables(spec))
     return SyncReport(
         run_id=run_id, target=target_label, max_reject_rate=max_reject_rate, results=tuple(results)
     )

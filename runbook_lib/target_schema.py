@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator
 
 
@@ -46,6 +47,12 @@ class UtcDateTime(TypeDecorator):
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name in ("mysql", "mariadb"):
+            # plain DATETIME has no fraction: MySQL would drop the microseconds silently
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime(timezone=True))
 
     def process_bind_param(self, value, dialect):
         if value is None:
@@ -96,6 +103,8 @@ customer_xref = sa.Table(
     sa.Column("source_key", sa.String(64), primary_key=True),
     sa.Column("customer_id", sa.Integer, sa.ForeignKey("customers.customer_id"), nullable=False),
     sa.Column("match_rule", sa.String(32), nullable=False),
+    # survivorship: the customers fields whose value came from this source record
+    sa.Column("supplied_fields", sa.String(255)),
     **_TABLE_OPTIONS,
 )
 
@@ -140,6 +149,8 @@ order_items = sa.Table(
     sa.Column("quantity", sa.Integer, nullable=False),
     sa.Column("unit_price", ExactDecimal(14, 2), nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
+    # the unit price in the reporting currency, by the rate table of the mapping spec
+    sa.Column("unit_price_cny", ExactDecimal(14, 2)),
     *_source_columns(),
     sa.UniqueConstraint("source_system", "source_key", name="uq_order_items_source"),
     **_TABLE_OPTIONS,
