@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from runbook_lib.errors import RunbookError, StageFailedError
+from runbook_lib.evidence import runs_root
 from runbook_lib.params import ENVIRONMENTS, find_project_root
 
 
@@ -20,8 +21,18 @@ def _run(args: argparse.Namespace) -> int:
 
     runner.quiet_papermill_logs()
     root = find_project_root()
-    stages = runner.parse_stages(args.stages)
-    outcome = runner.run(args.env, root, stages=stages, run_id=args.run_id)
+    run_id = args.run_id
+    if args.resume:
+        if args.run_id or args.stages:
+            raise RunbookError(
+                "--resume continues a run on its own: give neither --run-id nor --stages"
+            )
+        run_id = args.resume
+        stages = runner.stages_to_resume(runs_root(root, args.env) / run_id)
+        print(f"resuming run {run_id} at {stages[0]}")
+    else:
+        stages = runner.parse_stages(args.stages)
+    outcome = runner.run(args.env, root, stages=stages, run_id=run_id)
     _raise_unless_passed(outcome, root, f"run {outcome.run_id}")
     print(f"run {outcome.run_id} passed: evidence in {outcome.run_dir.relative_to(root)}")
     return 0
@@ -47,6 +58,18 @@ def _notebook(stage: str | None) -> str:
     from runbook_lib.context import STAGES
 
     return STAGES.get(stage or "", "").removesuffix(".ipynb")
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from runbook_lib import runner
+
+    runner.quiet_papermill_logs()
+    root = find_project_root()
+    stages = ["mapping", "full_load", "validation"]
+    outcome = runner.run(args.env, root, stages=stages, command="sync", mode="incremental")
+    _raise_unless_passed(outcome, root, f"sync {outcome.run_id}")
+    print(f"sync {outcome.run_id} passed: evidence in {outcome.run_dir.relative_to(root)}")
+    return 0
 
 
 def _rollback(args: argparse.Namespace) -> int:
@@ -135,7 +158,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--stages", help="comma-separated subset, e.g. trial,full_load (default: all but rollback)"
     )
     run.add_argument("--run-id", help="re-run the named stages into this existing run folder")
+    run.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="continue a failed or killed run at its unfinished stage (and chunk)",
+    )
     run.set_defaults(handler=_run)
+
+    sync = commands.add_parser(
+        "sync",
+        help="apply what changed at the sources since the last load (incremental full-load stage)",
+    )
+    sync.add_argument("--env", required=True, choices=ENVIRONMENTS)
+    sync.set_defaults(handler=_sync)
 
     status = commands.add_parser("status", help="list runs and their outcome")
     status.add_argument("--env", choices=ENVIRONMENTS)

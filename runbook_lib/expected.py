@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from runbook_lib.constraints import row_checker
 from runbook_lib.loading import reference_lookup, transform_chunk
 from runbook_lib.pipeline import SourcePipeline
 
@@ -118,6 +119,20 @@ def _map_chunk(pipeline, rows, target_connection, metadata) -> ExpectedChunk:
             else:
                 key = out["source_key"]
                 chunk.rejects.append(Rejected(key, f"orphan_{name}", pipeline.raw_dict(raw), out))
+        good = kept
+    table = metadata.tables.get(pipeline.target_name)
+    if table is not None:  # the loader quarantines rows the target's columns cannot hold
+        outputs = ["source_system", "source_key", *(n for c in pipeline.columns for n in c.outputs)]
+        violation = row_checker(table, outputs, {pipeline.target.id_column})
+        kept = []
+        for raw, out in good:
+            found = violation(out)
+            if found is None:
+                kept.append((raw, out))
+            else:
+                chunk.rejects.append(
+                    Rejected(out["source_key"], found[0], pipeline.raw_dict(raw), out)
+                )
         good = kept
     chunk.rows = [(out["source_key"], out) for _raw, out in good]
     return chunk

@@ -64,6 +64,23 @@ def parse_stages(text: str | None, default: Sequence[str] = RUNBOOK_STAGES) -> l
     return [name for name in STAGES if name in wanted]
 
 
+def stages_to_resume(run_dir: Path) -> list[str]:
+    """The stages a failed, refused or killed run still owes: the first unfinished one and after."""
+    if not (run_dir / "manifest.json").is_file():
+        raise RunbookError(f"no run folder {run_dir.name}", hint="runbook status lists the runs")
+    done = {
+        s["name"]
+        for s in Manifest.load(run_dir).data.get("stages", [])
+        if s.get("status") == "passed"
+    }
+    remaining = list(RUNBOOK_STAGES)
+    while remaining and remaining[0] in done:
+        remaining.pop(0)
+    if not remaining:
+        raise RunbookError(f"run {run_dir.name} has nothing to resume: every stage passed")
+    return remaining
+
+
 def prepare(env: str, project_root: Path) -> LoadedParams:
     """Validate params and resolve every connection before anything is written."""
     params = load_params(env, project_root=project_root)
@@ -84,8 +101,12 @@ def run(
     run_id: str | None = None,
     echo: Echo = print,
     command: str = "run",
+    mode: str = "",
 ) -> RunOutcome:
-    """Run ``stages`` for ``env``; a new run unless ``run_id`` names an existing one."""
+    """Run ``stages`` for ``env``; a new run unless ``run_id`` names an existing one.
+
+    ``mode`` (``incremental`` for a sync) is passed to the full-load stage only.
+    """
     params = prepare(env, project_root)
     secrets = scrub.secret_values()
     base = runs_root(project_root, env)
@@ -136,7 +157,8 @@ def run(
             manifest.data["refusal"] = {"stage": stage, "at": utc_now(), "reason": refusal}
             echo(f"[{index}/{len(stages)}] {stage} refused: no valid approval")
             break
-        entry = execute_stage(stage, env, run_dir, project_root, secrets=secrets)
+        extra = {"mode": mode} if mode and stage == "full_load" else {}
+        entry = execute_stage(stage, env, run_dir, project_root, secrets=secrets, parameters=extra)
         entry["mapping_spec_sha256"] = manifest.data["mapping_spec"]["sha256"]
         manifest.record_stage(entry)
         ledger.seal(manifest, "stage", f"{stage} {entry['status']}")
@@ -196,6 +218,7 @@ def execute_stage(
     project_root: Path,
     *,
     secrets: frozenset[str] | None = None,
+    parameters: dict | None = None,
 ) -> dict:
     """Run one notebook with papermill; returns its manifest entry (never raises on a stage failure).
 
@@ -216,7 +239,11 @@ def execute_stage(
         papermill.execute_notebook(
             str(project_root / "notebooks" / notebook),
             str(output),
-            parameters={"env": env, "run_dir": str(run_dir.relative_to(project_root))},
+            parameters={
+                "env": env,
+                "run_dir": str(run_dir.relative_to(project_root)),
+                **(parameters or {}),
+            },
             cwd=str(project_root),
             kernel_name=KERNEL,
             progress_bar=False,

@@ -188,11 +188,12 @@ class SourceJob:
         """(loaded, merged, quarantined by rule, distinct keys) counted in the target."""
         p = self.pipeline
         rejects = self.metadata.tables[REJECTS_TABLE]
+        # every live run's rejects (a rollback deletes its run's): a sync run's validation must
+        # account for the rows the full load quarantined too
         quarantined = dict(
             connection.execute(
-                sa.select(rejects.c.rule, sa.func.count())
+                sa.select(rejects.c.rule, sa.func.count(sa.distinct(rejects.c.source_key)))
                 .where(
-                    rejects.c.run_id == self.run_id,
                     rejects.c.target_table == p.target_name,
                     rejects.c.source_system == p.system,
                     rejects.c.source_table == p.table,

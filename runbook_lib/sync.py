@@ -319,6 +319,9 @@ def _upsert_changed(
                         row[id_column] = next_id()
                 if inserts:
                     writer_for(dialect)(connection, table, adapt_rows(dialect, inserts))
+                    _forget_old_rejects(
+                        connection, metadata, pipeline, [r["source_key"] for r in inserts]
+                    )
                 write_rejects(connection, key.run_id, rejects)
                 counts: dict[str, int] = {}
                 for reject in rejects:
@@ -341,6 +344,22 @@ def _upsert_changed(
     with target.begin() as connection:
         checkpoints.write(connection, key, state)
     return state
+
+
+def _forget_old_rejects(
+    connection: sa.Connection, metadata: sa.MetaData, pipeline: SourcePipeline, keys: list[str]
+) -> None:
+    """A row quarantined by an earlier run and loaded now (fixed at the source) is no longer a reject."""
+    rejects = metadata.tables[REJECTS_TABLE]
+    for condition in key_in(rejects.c.source_key, keys, connection.dialect.name):
+        connection.execute(
+            rejects.delete().where(
+                rejects.c.target_table == pipeline.target_name,
+                rejects.c.source_system == pipeline.system,
+                rejects.c.source_table == pipeline.table,
+                condition,
+            )
+        )
 
 
 def _deleted_at_source(

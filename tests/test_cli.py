@@ -95,3 +95,53 @@ def test_every_shipped_params_file_validates(env):
     from runbook_lib.params import load_params
 
     assert load_params(env).env == env
+
+
+def test_resume_continues_a_failed_run_at_its_failed_stage(project):
+    assert runbook(project, "demo-data", "--env", "ci").returncode == 0
+    params = project / "params" / "ci.yaml"
+    data = yaml.safe_load(params.read_text())
+    data["gates"]["max_reject_rate"] = 0.0001  # the trial's gate fails
+    params.write_text(yaml.safe_dump(data))
+    failed = runbook(project, "run", "--env", "ci")
+    assert failed.returncode == 1 and "stage trial failed" in failed.stderr
+    run_dir = next(p.parent for p in (project / "outputs" / "ci").glob("*/manifest.json"))
+    data["gates"]["max_reject_rate"] = 0.05  # the lead accepts the quarantine and resumes
+    params.write_text(yaml.safe_dump(data))
+    resumed = runbook(project, "run", "--env", "ci", "--resume", run_dir.name)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming run {run_dir.name} at trial" in resumed.stdout
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "passed"
+    assert [s["name"] for s in manifest["stages"]] == [
+        "assessment",
+        "mapping",
+        "trial",
+        "full_load",
+        "validation",
+    ]
+    assert runbook(project, "verify", str(run_dir)).returncode == 0
+    nothing_left = runbook(project, "run", "--env", "ci", "--resume", run_dir.name)
+    assert nothing_left.returncode == 2 and "nothing to resume" in nothing_left.stderr
+
+
+def test_sync_applies_new_source_rows_in_a_run_of_its_own(project):
+    import sqlite3
+
+    assert runbook(project, "demo-data", "--env", "ci").returncode == 0
+    assert runbook(project, "run", "--env", "ci").returncode == 0
+    with sqlite3.connect(project / "work" / "ci" / "legacy_a.db") as connection:
+        top = connection.execute("SELECT max(id) FROM user_events").fetchone()[0]
+        connection.executemany(
+            "INSERT INTO user_events VALUES (?, 1, 'view', 'SKU-00001', '2024-12-31 09:00:00')",
+            [(top + 1,), (top + 2,)],
+        )
+    result = runbook(project, "sync", "--env", "ci")
+    assert result.returncode == 0, result.stderr
+    from runbook_lib.evidence import read_scraps
+
+    runs = sorted(p.parent for p in (project / "outputs" / "ci").glob("*/manifest.json"))
+    sync_run = runs[-1]
+    glued = read_scraps(sync_run / "03_full_load.ipynb")["full_load"]
+    assert glued["mode"] == "incremental" and glued["inserted"] == 2
+    assert read_scraps(sync_run / "04_validation.ipynb")["validation"]["passed"] is True

@@ -30,6 +30,9 @@ def synced(project):
     spec = yaml.safe_load(spec_path.read_text())
     for (target, source), column in WATERMARKS.items():
         spec["targets"][target]["sources"][source]["watermark"] = {"column": column}
+    spec["targets"]["customers"]["sources"]["legacy_b.customers"].pop(
+        "watermark", None
+    )  # one without
     spec["targets"]["carts"]["sources"]["legacy_a.carts"]["ignore"] = {
         "updated_at": "change tracking only"
     }
@@ -149,3 +152,29 @@ def test_new_changed_and_deleted_source_rows_are_synced_and_reported(synced):
         str(gone),
         "extra",
     ) in differences  # the deleted source row is still in the target: reported
+
+
+def test_validation_after_a_sync_balances_with_the_full_loads_quarantine(synced):
+    ctx, legacy_a = synced
+    with sqlite3.connect(legacy_a) as connection:
+        top_user = connection.execute("SELECT max(id) FROM users").fetchone()[0]
+        top_order = connection.execute("SELECT max(id) FROM orders").fetchone()[0]
+        connection.execute(
+            "INSERT INTO users VALUES (?, 'n', 'x', '赵云', 'zhao.yun@example.com', NULL, '', '2024-12-30 10:00:00')",
+            (top_user + 1,),
+        )
+        connection.execute(
+            "INSERT INTO orders VALUES (?, ?, 12.30, 3, '2024-12-30 12:00:00', NULL)",
+            (top_order + 1, top_user + 1),
+        )
+    assert _sync(ctx, "run-2").passed
+    validation = reconcile.validate(
+        ctx.spec,
+        ctx.source_engines(),
+        ctx.target_engine(),
+        run_id="run-2",
+        target_label="target",
+        chunk_size=300,
+        max_unexplained_differences=0,
+    )
+    assert validation.passed, validation.render()
