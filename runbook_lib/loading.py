@@ -324,6 +324,8 @@ def _stream_source(
         v for k, v in counts.items() if k.startswith("filtered:")
     )
     query = pipeline.select(sample_percent=sample_percent, after_key=state.last_key)
+    if progress:  # starts the clock for the rate of this table
+        progress(pipeline.label, state.rows_read, expected)
     started = time.perf_counter()
     with source.connect() as source_connection:
         result = source_connection.execute(

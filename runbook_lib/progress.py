@@ -32,7 +32,13 @@ def line_progress(
         if step > shown.get(label, -1) and (step > 0 or done == 0):
             shown[label] = step
             elapsed = time.perf_counter() - started[label]
-            rate = done / elapsed if elapsed > 0 else 0.0
-            print(f"  {label}: {done:,}/{total:,} rows ({rate:,.0f} rows/s)", file=out, flush=True)
+            if done == 0 or elapsed <= 0:
+                print(f"  {label}: {total:,} rows to go", file=out, flush=True)
+            else:
+                print(
+                    f"  {label}: {done:,}/{total:,} rows ({done / elapsed:,.0f} rows/s)",
+                    file=out,
+                    flush=True,
+                )
 
     return report
