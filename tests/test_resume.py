@@ -212,3 +212,23 @@ def test_rollback_after_a_killed_load_restores_the_pre_load_hashes(demo):
         assert _digests(target, tables) == before
     finally:
         target.dispose()
+
+
+@pytest.mark.mariadb
+def test_sigkill_at_several_points_then_resume_loads_every_row_exactly_once_mariadb(
+    demo, mariadb_url
+):
+    admin = sa.create_engine(mariadb_url.set(database=""), isolation_level="AUTOCOMMIT")
+    reference_name = f"{mariadb_url.database}_ref"
+    with admin.connect() as connection:
+        connection.execute(sa.text(f"CREATE DATABASE `{reference_name}` CHARACTER SET utf8mb4"))
+    try:
+        _kill_resume_matches_uninterrupted(
+            demo,
+            mariadb_url.render_as_string(hide_password=False),
+            mariadb_url.set(database=reference_name).render_as_string(hide_password=False),
+        )
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{reference_name}`"))
+        admin.dispose()
