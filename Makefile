@@ -37,6 +37,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_load.py --orders $(BENCH_ORDERS)
 	@if [ -f bench/bench_validation.py ]; then $(BIN)/python bench/bench_validation.py --orders $(BENCH_ORDERS); fi
 
+# JupyterLab on the notebooks with the project's kernel; the notebooks default to env dev.
+LAB_PORT ?= 8888
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --port=$(LAB_PORT) --no-browser
+
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
