@@ -261,6 +261,7 @@ class CoverageRow:
     target: str
     status: Literal["mapped", "ignored", "key"]
     detail: str
+    types: str = ""  # the source column's type → the target column's, as each database declares it
 
 
 @dataclass
@@ -313,6 +314,18 @@ _TYPE_FAMILIES = (
 )
 
 
+def _with_type_text(inspector: sa.Inspector, columns: list[dict]) -> dict[str, dict]:
+    """Columns by name, each with its type as the database's own dialect writes it."""
+    found = {}
+    for column in columns:
+        try:
+            text = column["type"].compile(dialect=inspector.dialect)
+        except Exception:  # noqa: BLE001 - a type this dialect cannot render is shown by its class
+            text = type(column["type"]).__name__
+        found[column["name"]] = {**column, "type_text": text}
+    return found
+
+
 def type_family(column_type: sa.types.TypeEngine) -> str:
     """A coarse family of a reflected type, to spot a mapping that needs a cast."""
     for cls, family in _TYPE_FAMILIES:
@@ -349,7 +362,9 @@ def check_spec(
             loaded_targets.append(target_name)
             mapped_source_tables.update(tuple(name.split(".")) for name in target.sources)
             continue
-        target_columns = {c["name"]: c for c in target_inspector.get_columns(target_name)}
+        target_columns = _with_type_text(
+            target_inspector, target_inspector.get_columns(target_name)
+        )
         if target.id_column and target.id_column not in target_columns:
             problem((f"{base}.id_column", f"no column {target.id_column!r} in {target_name}"))
         if target.merge:
@@ -396,7 +411,8 @@ def check_spec(
                     )
                 )
                 continue
-            source_columns = {c["name"]: c for c in source_inspectors[system].get_columns(table)}
+            inspector = source_inspectors[system]
+            source_columns = _with_type_text(inspector, inspector.get_columns(table))
             _check_source(
                 check,
                 spec.targets,
@@ -507,8 +523,17 @@ def _check_source(
         if key not in source_columns:
             problem((f"{path}.key", f"no column {key!r} in {system}.{table}"))
         else:
+            key_type = target_columns.get("source_key", {}).get("type_text", "")
             check.coverage.append(
-                CoverageRow(system, table, key, f"{target_name}.source_key", "key", "source key")
+                CoverageRow(
+                    system,
+                    table,
+                    key,
+                    f"{target_name}.source_key",
+                    "key",
+                    "source key",
+                    f"{source_columns[key]['type_text']} → {key_type} (as text)",
+                )
             )
     used: set[str] = set(source.key_columns)
     assigned: set[str] = set()
@@ -556,12 +581,24 @@ def _check_source(
         detail = (
             " → ".join([*column.inputs, *(name for name, _ in steps)]) or f"value {column.value!r}"
         )
+        target_types = ", ".join(target_columns.get(o, {}).get("type_text", "?") for o in outputs)
         for name in column.inputs:
-            feeds.setdefault(name, []).append((f"{target_name}.{', '.join(outputs)}", detail))
+            source_type = source_columns.get(name, {}).get("type_text", "?")
+            feeds.setdefault(name, []).append(
+                (f"{target_name}.{', '.join(outputs)}", detail, f"{source_type} → {target_types}")
+            )
     for name, uses in feeds.items():  # one coverage row per source column, however many uses
-        targets = "; ".join(target for target, _ in uses)
+        targets = "; ".join(target for target, _, _ in uses)
         check.coverage.append(
-            CoverageRow(system, table, name, targets, "mapped", "; ".join(d for _, d in uses))
+            CoverageRow(
+                system,
+                table,
+                name,
+                targets,
+                "mapped",
+                "; ".join(d for _, d, _ in uses),
+                "; ".join(t for _, _, t in uses),
+            )
         )
     mapped_inputs = set(feeds)
     for name, reason in source.ignore.items():
@@ -572,7 +609,11 @@ def _check_source(
         elif not reason.strip():
             problem((f"{path}.ignore.{name}", "an ignored column needs a reason"))
         else:
-            check.coverage.append(CoverageRow(system, table, name, "", "ignored", reason))
+            check.coverage.append(
+                CoverageRow(
+                    system, table, name, "", "ignored", reason, source_columns[name]["type_text"]
+                )
+            )
         used.add(name)
     for name in source_columns:
         if name not in used:

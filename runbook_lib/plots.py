@@ -255,7 +255,7 @@ def coverage_table(mapping_check: dict) -> pd.DataFrame:
     frame = pd.DataFrame(mapping_check["coverage"])
     if frame.empty:
         return frame
-    return frame[["system", "table", "column", "status", "target", "detail"]]
+    return frame[["system", "table", "column", "status", "target", "detail", "types"]]
 
 
 # --- validation (04): the reconciliation dashboard and its tables -----------------------------
