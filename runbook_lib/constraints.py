@@ -4,6 +4,9 @@ SQLite does not enforce ``VARCHAR(n)`` or ``NUMERIC(p, s)``; PostgreSQL does, an
 there would abort the whole chunk. Checking the declared constraints of the target itself makes a
 row that cannot fit a *quarantined row with a reason* on every dialect — so a trial on SQLite
 catches what production on PostgreSQL would refuse.
+
+Checks run a column at a time over a whole chunk (one tight pass per constrained column), since
+they touch every value the load writes.
 """
 
 from __future__ import annotations
@@ -13,60 +16,79 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-Check = Callable[[dict], tuple[str, str] | None]
+Violation = tuple[str, str]
+ColumnCheck = Callable[[list], dict[int, Violation]]
 
 
-def _column_checks(
-    column: sa.Column, generated: set[str]
-) -> list[Callable[[object], tuple[str, str] | None]]:
-    name = column.name
-    checks = []
-    if not column.nullable and name not in generated and not column.primary_key:
-        checks.append(
-            lambda v: (
-                ("target_not_null", f"{name}: the target requires a value") if v is None else None
+def _not_null(name: str) -> ColumnCheck:
+    def check(values: list) -> dict[int, Violation]:
+        return {
+            i: ("target_not_null", f"{name}: the target requires a value")
+            for i, v in enumerate(values)
+            if v is None
+        }
+
+    return check
+
+
+def _max_length(name: str, length: int) -> ColumnCheck:
+    def check(values: list) -> dict[int, Violation]:
+        if max((len(v) for v in values if type(v) is str), default=0) <= length:
+            return {}
+        return {
+            i: ("target_too_long", f"{name}: {len(v)} characters, the target allows {length}")
+            for i, v in enumerate(values)
+            if type(v) is str and len(v) > length
+        }
+
+    return check
+
+
+def _max_digits(name: str, precision: int, scale: int) -> ColumnCheck:
+    limit = Decimal(10) ** (precision - scale)
+
+    def check(values: list) -> dict[int, Violation]:
+        return {
+            i: (
+                "target_numeric_overflow",
+                f"{name}: {precision - scale} digits before the point at most",
             )
-        )
+            for i, v in enumerate(values)
+            if isinstance(v, Decimal) and abs(v) >= limit
+        }
+
+    return check
+
+
+def _column_checks(column: sa.Column, generated: set[str]) -> list[ColumnCheck]:
+    checks = []
+    if not column.nullable and column.name not in generated and not column.primary_key:
+        checks.append(_not_null(column.name))
     length = getattr(column.type, "length", None)
     if isinstance(column.type, sa.String) and length:
-
-        def too_long(v, length=length):
-            if isinstance(v, str) and len(v) > length:
-                return "target_too_long", f"{name}: {len(v)} characters, the target allows {length}"
-            return None
-
-        checks.append(too_long)
+        checks.append(_max_length(column.name, length))
     if isinstance(column.type, sa.Numeric) and not isinstance(column.type, sa.Float):
-        precision, scale = column.type.precision, column.type.scale
-        if precision is not None and scale is not None:
-            limit = Decimal(10) ** (precision - scale)
-
-            def overflow(v, limit=limit):
-                if isinstance(v, Decimal) and abs(v) >= limit:
-                    return (
-                        "target_numeric_overflow",
-                        f"{name}: {precision - scale} digits before the point at most",
-                    )
-                return None
-
-            checks.append(overflow)
+        if column.type.precision is not None and column.type.scale is not None:
+            checks.append(_max_digits(column.name, column.type.precision, column.type.scale))
     return checks
 
 
-def row_checker(table: sa.Table, columns: list[str], generated: set[str]) -> Check:
-    """A function returning (rule, message) for the first constraint a row breaks, else None."""
-    by_column = [
+def chunk_checker(
+    table: sa.Table, columns: list[str], generated: set[str]
+) -> Callable[[list[dict]], dict[int, Violation]]:
+    """A function from a chunk of target rows to {row index: (rule, message)} of the first violation."""
+    checks = [
         (name, check)
         for name in columns
         if name in table.c
         for check in _column_checks(table.c[name], generated)
     ]
 
-    def first_violation(row: dict) -> tuple[str, str] | None:
-        for name, check in by_column:
-            found = check(row.get(name))
-            if found:
-                return found
-        return None
+    def violations(rows: list[dict]) -> dict[int, Violation]:
+        found: dict[int, Violation] = {}
+        for name, check in checks:
+            for index, violation in check([row.get(name) for row in rows]).items():
+                found.setdefault(index, violation)
+        return found
 
-    return first_violation
+    return violations

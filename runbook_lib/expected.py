@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from runbook_lib.constraints import row_checker
+from runbook_lib.constraints import chunk_checker
 from runbook_lib.loading import reference_lookup, transform_chunk
 from runbook_lib.pipeline import SourcePipeline
 
@@ -123,16 +123,14 @@ def _map_chunk(pipeline, rows, target_connection, metadata) -> ExpectedChunk:
     table = metadata.tables.get(pipeline.target_name)
     if table is not None:  # the loader quarantines rows the target's columns cannot hold
         outputs = ["source_system", "source_key", *(n for c in pipeline.columns for n in c.outputs)]
-        violation = row_checker(table, outputs, {pipeline.target.id_column})
-        kept = []
-        for raw, out in good:
-            found = violation(out)
-            if found is None:
-                kept.append((raw, out))
-            else:
-                chunk.rejects.append(
-                    Rejected(out["source_key"], found[0], pipeline.raw_dict(raw), out)
-                )
-        good = kept
+        found = chunk_checker(table, outputs, {pipeline.target.id_column})(
+            [out for _raw, out in good]
+        )
+        for index in sorted(found):
+            raw, out = good[index]
+            chunk.rejects.append(
+                Rejected(out["source_key"], found[index][0], pipeline.raw_dict(raw), out)
+            )
+        good = [pair for index, pair in enumerate(good) if index not in found]
     chunk.rows = [(out["source_key"], out) for _raw, out in good]
     return chunk

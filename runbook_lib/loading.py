@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import sqlalchemy as sa
 
 from runbook_lib import checkpoints
-from runbook_lib.constraints import row_checker
+from runbook_lib.constraints import chunk_checker
 from runbook_lib.dedup import merge_chunk
 from runbook_lib.dialects import adapt_rows, key_in, refresh_statistics, writer_for
 from runbook_lib.errors import GateFailedError, RunbookError
@@ -315,7 +315,7 @@ def _stream_source(
     next_id = IdSequence(target, table, id_column)
     dialect = target.dialect.name
     write = writer_for(dialect)
-    violation = row_checker(
+    violation = chunk_checker(
         table,
         ["source_system", "source_key", *(n for c in pipeline.columns for n in c.outputs)],
         {id_column},
@@ -372,16 +372,18 @@ def _stream_source(
 
 
 def _quarantine_violations(
-    pipeline: SourcePipeline, good: list, rejects: list[Reject], violation
+    pipeline: SourcePipeline, good: list, rejects: list[Reject], violations
 ) -> list:
     """Rows the target would refuse go to quarantine with the constraint they break."""
+    found = violations([out for _raw, out in good])
+    if not found:
+        return good
     kept = []
-    for raw, out in good:
-        found = violation(out)
-        if found is None:
-            kept.append((raw, out))
+    for index, (raw, out) in enumerate(good):
+        if index in found:
+            rejects.append(_reject(pipeline, raw, *found[index]))
         else:
-            rejects.append(_reject(pipeline, raw, *found))
+            kept.append((raw, out))
     return kept
 
 
@@ -405,12 +407,9 @@ def transform_chunk(
     """
     good, rejects = [], []
     transform = pipeline.transform
-    for row in partition:
-        raw = (
-            tuple(row.values())
-            if hasattr(row, "values") and not isinstance(row, tuple)
-            else tuple(row)
-        )
+    if partition and isinstance(partition[0], sa.RowMapping):
+        partition = [tuple(mapping.values()) for mapping in partition]
+    for raw in partition:  # SQLAlchemy rows index like tuples; no conversion needed
         try:
             good.append((raw, transform(raw)))
         except RowRejected as exc:
