@@ -39,6 +39,8 @@ class StageContext:
         if mode not in ("", "full", "incremental"):
             raise RunbookError(f"unknown load mode {mode!r}", hint="use full or incremental")
         self.load_mode = mode or params.model.load.mode
+        # a person in JupyterLab (no run_dir): progress bars and widgets instead of plain lines
+        self.interactive = False
 
     @property
     def env(self) -> str:
@@ -94,4 +96,8 @@ def open_stage(env: str, run_dir: str = "", mode: str = "") -> StageContext:
     folder = Path(run_dir) if run_dir else latest_run(root, env)
     if folder is not None and not folder.is_absolute():
         folder = root / folder
-    return StageContext(params, folder, mode)
+    from runbook_lib import widgets  # ipywidgets only matter in a kernel
+
+    context = StageContext(params, folder, mode)
+    context.interactive = widgets.interactive(run_dir)
+    return context

@@ -1,7 +1,8 @@
 """Progress of long stages: a few plain lines per table, readable in a log and in saved notebooks.
 
 A live bar would save only its first state in an executed notebook (tqdm.auto), so headless runs
-print a line at each tenth of a table instead.
+print a line at each tenth of a table instead. In a live JupyterLab session
+``progress_callback(True)`` gives one ipywidgets bar per table with the same signature.
 """
 
 from __future__ import annotations
@@ -42,3 +43,46 @@ def line_progress(
                 )
 
     return report
+
+
+def bar_progress(display=None) -> Callable[[str, int, int], None]:
+    """A callback ``(label, done, total)`` showing one ipywidgets bar per label (JupyterLab only).
+
+    A label whose total is unknown (0) gets a bar in ``info`` style that only counts rows.
+    """
+    import ipywidgets as w
+
+    if display is None:
+        from IPython.display import display
+    bars: dict[str, w.IntProgress] = {}
+
+    def report(label: str, done: int, total: int) -> None:
+        bar = bars.get(label)
+        if bar is None:
+            bar = bars[label] = w.IntProgress(min=0, max=max(total, 1), layout={"width": "60%"})
+            bar.style.description_width = "initial"
+            display(bar)
+        bar.max = max(total, done, 1)
+        bar.value = min(done, bar.max)
+        bar.description = bar_text(label, done, total)
+        bar.bar_style = "success" if total > 0 and done >= total else ("info" if total <= 0 else "")
+
+    return report
+
+
+def bar_text(label: str, done: int, total: int) -> str:
+    """What a bar says beside it: ``label: done/total rows`` (``done rows`` when total is unknown)."""
+    return f"{label}: {done:,}/{total:,} rows" if total > 0 else f"{label}: {done:,} rows"
+
+
+def progress_callback(interactive: bool, stream=None) -> Callable[[str, int, int], None]:
+    """Bars in a live JupyterLab session (``interactive``), else the line printer.
+
+    Falls back to lines when ipywidgets is not installed.
+    """
+    if interactive:
+        try:
+            return bar_progress()
+        except ImportError:
+            pass
+    return line_progress(stream)

@@ -17,7 +17,7 @@ from runbook_lib.checkpoints import CHECKPOINTS_TABLE
 from runbook_lib.context import StageContext
 from runbook_lib.errors import GateFailedError, RunbookError
 from runbook_lib.mapping import SpecCheck, check_spec
-from runbook_lib.progress import line_progress
+from runbook_lib.progress import progress_callback
 from runbook_lib.quarantine import REJECTS_TABLE
 
 
@@ -104,7 +104,7 @@ def trial(ctx: StageContext) -> TrialResult:
         max_reject_rate=settings.gates.max_reject_rate,
         target_label=ctx.label("trial_target"),
         sample_percent=percent,
-        progress=line_progress(),
+        progress=progress_callback(ctx.interactive),
     )
     validation = reconcile.validate(
         ctx.spec,
@@ -116,7 +116,7 @@ def trial(ctx: StageContext) -> TrialResult:
         max_unexplained_differences=settings.gates.max_unexplained_differences,
         sample_percent=percent,
         max_reject_rate=settings.gates.max_reject_rate,
-        progress=line_progress(),
+        progress=progress_callback(ctx.interactive),
     )
     return TrialResult(report, validation)
 
@@ -151,7 +151,7 @@ def full_load(ctx: StageContext) -> loading.LoadReport | sync.SyncReport:
         "chunk_size": settings.load.chunk_size,
         "max_reject_rate": settings.gates.max_reject_rate,
         "target_label": ctx.label("target"),
-        "progress": line_progress(),
+        "progress": progress_callback(ctx.interactive),
     }
     if ctx.load_mode == "incremental":
         return sync.sync(ctx.spec, ctx.source_engines(), ctx.target_engine(), **common)
@@ -170,7 +170,7 @@ def validation(ctx: StageContext) -> reconcile.ValidationReport:
         chunk_size=settings.load.chunk_size,
         max_unexplained_differences=settings.gates.max_unexplained_differences,
         max_reject_rate=settings.gates.max_reject_rate,
-        progress=line_progress(),
+        progress=progress_callback(ctx.interactive),
     )
 
 
