@@ -60,6 +60,35 @@ def ci_demo(ci_project):
     return build_demo("ci", ci_project)
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless chromium through playwright (never `playwright install`)."""
+    if not CHROMIUM.is_file():
+        if IN_CI:
+            pytest.fail("chromium is required in CI (CI=true): apt-get install -y chromium")
+        pytest.skip(f"no {CHROMIUM}: the browser checks need Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
 def _server_or_skip(url: str, what: str) -> sa.Engine:
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:

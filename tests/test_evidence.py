@@ -30,17 +30,6 @@ from runbook_lib.evidence import read_scraps, sha256_file
 
 pytestmark = pytest.mark.notebooks
 REPO = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def runbook(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -316,22 +305,6 @@ def test_no_email_phone_or_name_of_the_demo_sources_appears_in_clear_text(chain,
 
 # --------------------------------------------------------------------------------------------
 # offline in a browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.is_file():
-        if IN_CI:
-            pytest.fail("chromium is required in CI (CI=true): apt-get install -y chromium")
-        pytest.skip(f"no {CHROMIUM}: the offline browser checks need Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
 
 
 def open_offline(browser, page_path: Path, width: int = 1400):

@@ -27,17 +27,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 CI_NOTEBOOK = "00_assessment_ci.ipynb"
 
 
@@ -115,22 +104,6 @@ def run_all_cells(page, attempts: int = 4) -> None:
         except PlaywrightTimeout:  # the click came too early: try once more
             continue
     pytest.fail("no cell started after Run All Cells")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.is_file():
-        if IN_CI:
-            pytest.fail("chromium is required in CI (CI=true): apt-get install -y chromium")
-        pytest.skip(f"no {CHROMIUM}: the browser checks need Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
 
 
 @pytest.fixture(scope="module")
