@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -22,7 +23,7 @@ import sqlalchemy as sa
 from runbook_lib import backup, loading, reconcile
 from runbook_lib.checkpoints import CHECKPOINTS_TABLE
 from runbook_lib.context import StageContext
-from runbook_lib.demo import build_demo
+from runbook_lib.demo import build_demo, ensure_database
 from runbook_lib.params import load_params
 from runbook_lib.target_schema import create_target_schema
 
@@ -165,24 +166,51 @@ def test_sigkill_at_several_points_then_resume_loads_every_row_exactly_once_sqli
     _kill_resume_matches_uninterrupted(demo, *_targets(project, None))
 
 
+@contextmanager
+def _reference_database(url: sa.URL):
+    """A second, empty database on the same server, for the uninterrupted reference load."""
+    reference = url.set(database=f"{url.database}_ref")
+    ensure_database(reference)
+    try:
+        yield reference
+    finally:
+        if url.get_backend_name() == "postgresql":
+            admin_url, drop = (
+                url.set(database="postgres"),
+                f'DROP DATABASE IF EXISTS "{reference.database}" WITH (FORCE)',
+            )
+        else:
+            admin_url, drop = (
+                url.set(database=""),
+                f"DROP DATABASE IF EXISTS `{reference.database}`",
+            )
+        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(sa.text(drop))
+        admin.dispose()
+
+
+def _on_server(demo, url: sa.URL) -> None:
+    with _reference_database(url) as reference:
+        _kill_resume_matches_uninterrupted(
+            demo,
+            url.render_as_string(hide_password=False),
+            reference.render_as_string(hide_password=False),
+        )
+
+
 @pytest.mark.postgres
 def test_sigkill_at_several_points_then_resume_loads_every_row_exactly_once_postgresql(
     demo, postgres_url
 ):
-    admin = sa.create_engine(postgres_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    reference_name = f"{postgres_url.database}_ref"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{reference_name}"'))
-    try:
-        _kill_resume_matches_uninterrupted(
-            demo,
-            postgres_url.render_as_string(hide_password=False),
-            postgres_url.set(database=reference_name).render_as_string(hide_password=False),
-        )
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{reference_name}" WITH (FORCE)'))
-        admin.dispose()
+    _on_server(demo, postgres_url)
+
+
+@pytest.mark.mariadb
+def test_sigkill_at_several_points_then_resume_loads_every_row_exactly_once_mariadb(
+    demo, mariadb_url
+):
+    _on_server(demo, mariadb_url)
 
 
 def test_rollback_after_a_killed_load_restores_the_pre_load_hashes(demo):
@@ -212,23 +240,3 @@ def test_rollback_after_a_killed_load_restores_the_pre_load_hashes(demo):
         assert _digests(target, tables) == before
     finally:
         target.dispose()
-
-
-@pytest.mark.mariadb
-def test_sigkill_at_several_points_then_resume_loads_every_row_exactly_once_mariadb(
-    demo, mariadb_url
-):
-    admin = sa.create_engine(mariadb_url.set(database=""), isolation_level="AUTOCOMMIT")
-    reference_name = f"{mariadb_url.database}_ref"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"CREATE DATABASE `{reference_name}` CHARACTER SET utf8mb4"))
-    try:
-        _kill_resume_matches_uninterrupted(
-            demo,
-            mariadb_url.render_as_string(hide_password=False),
-            mariadb_url.set(database=reference_name).render_as_string(hide_password=False),
-        )
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{reference_name}`"))
-        admin.dispose()
