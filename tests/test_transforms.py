@@ -609,6 +609,9 @@ def test_naive_to_utc_shortcut_equals_replace_then_astimezone(local, zone, fold)
 
 FAST_FORMATS = [
     "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
     "%Y/%m/%d %H:%M",
     "%d.%m.%Y",
     "%Y%m%d%H%M%S",
@@ -648,6 +651,26 @@ def test_fast_datetime_parser_agrees_with_strptime(data, fmt):
     except ValueError:
         expected = None
     assert parse(text) == expected
+
+
+@settings(max_examples=300)
+@given(
+    moment=st.datetimes(datetime(1000, 1, 1), datetime(9999, 12, 31)),
+    fmt=st.sampled_from(
+        ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d"]
+    ),
+)
+def test_iso_shaped_text_takes_the_fromisoformat_path_and_parses_as_strptime_does(moment, fmt):
+    text = moment.strftime(fmt)
+    assert tr._compile_format(fmt)(text) == datetime.strptime(text, fmt)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2023-02-29 10:00:00", "2023-04-31 00:00:00", "2023-01-01 24:00:00", "2023-01-01 23:59:60"],
+)
+def test_iso_shaped_text_with_an_impossible_field_does_not_parse(text):
+    assert tr._compile_format("%Y-%m-%d %H:%M:%S")(text) is None
 
 
 def test_formats_outside_the_fast_subset_fall_back_to_strptime():
