@@ -11,17 +11,19 @@ they touch every value the load writes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 
 import sqlalchemy as sa
 
 Violation = tuple[str, str]
-ColumnCheck = Callable[[list], dict[int, Violation]]
+ColumnCheck = Callable[[Sequence], dict[int, Violation]]
 
 
 def _not_null(name: str) -> ColumnCheck:
-    def check(values: list) -> dict[int, Violation]:
+    def check(values: Sequence) -> dict[int, Violation]:
+        if None not in values:
+            return {}
         return {
             i: ("target_not_null", f"{name}: the target requires a value")
             for i, v in enumerate(values)
@@ -32,7 +34,7 @@ def _not_null(name: str) -> ColumnCheck:
 
 
 def _max_length(name: str, length: int) -> ColumnCheck:
-    def check(values: list) -> dict[int, Violation]:
+    def check(values: Sequence) -> dict[int, Violation]:
         if max((len(v) for v in values if type(v) is str), default=0) <= length:
             return {}
         return {
@@ -47,7 +49,10 @@ def _max_length(name: str, length: int) -> ColumnCheck:
 def _max_digits(name: str, precision: int, scale: int) -> ColumnCheck:
     limit = Decimal(10) ** (precision - scale)
 
-    def check(values: list) -> dict[int, Violation]:
+    def check(values: Sequence) -> dict[int, Violation]:
+        decimals = [v for v in values if isinstance(v, Decimal)]
+        if not decimals or (max(decimals) < limit and min(decimals) > -limit):
+            return {}
         return {
             i: (
                 "target_numeric_overflow",
@@ -75,8 +80,11 @@ def _column_checks(column: sa.Column, generated: set[str]) -> list[ColumnCheck]:
 
 def chunk_checker(
     table: sa.Table, columns: list[str], generated: set[str]
-) -> Callable[[list[dict]], dict[int, Violation]]:
-    """A function from a chunk of target rows to {row index: (rule, message)} of the first violation."""
+) -> Callable[[Mapping[str, Sequence]], dict[int, Violation]]:
+    """A checker of a chunk's target columns (name → values).
+
+    It returns {row index: (rule, message)} of each row's first violation.
+    """
     checks = [
         (name, check)
         for name in columns
@@ -84,11 +92,17 @@ def chunk_checker(
         for check in _column_checks(table.c[name], generated)
     ]
 
-    def violations(rows: list[dict]) -> dict[int, Violation]:
+    def violations(chunk: Mapping[str, Sequence]) -> dict[int, Violation]:
         found: dict[int, Violation] = {}
         for name, check in checks:
-            for index, violation in check([row.get(name) for row in rows]).items():
-                found.setdefault(index, violation)
+            if name in chunk:
+                for index, violation in check(chunk[name]).items():
+                    found.setdefault(index, violation)
         return found
 
     return violations
+
+
+def as_columns(rows: list[dict], names: list[str]) -> dict[str, list]:
+    """Rows as dicts turned into the columns :func:`chunk_checker` reads (missing → None)."""
+    return {name: [row.get(name) for row in rows] for name in names}

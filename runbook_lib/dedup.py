@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from runbook_lib.dialects import adapt_rows, writer_for
+from runbook_lib.dialects import adapt_rows, write_dicts
 from runbook_lib.mapping import AUTO_COLUMNS, SUPPLIED_FIELDS, MergeSpec
 from runbook_lib.pipeline import SourcePipeline
 
@@ -106,9 +106,7 @@ def merge_chunk(
             id_column: entity_id,
             "match_rule": rule,
         } | ({SUPPLIED_FIELDS: _joined(won)} if tracked else {})
-    write = writer_for(dialect)
-    if new_ids:
-        write(connection, table, adapt_rows(dialect, [entities[i].row for i in new_ids]))
+    write_dicts(connection, table, [entities[i].row for i in new_ids])
     for entity_id in sorted(i for i, e in entities.items() if e.stored and e.changed):
         values = {k: v for k, v in entities[entity_id].row.items() if k not in protected}
         connection.execute(
@@ -122,8 +120,7 @@ def merge_chunk(
             .where(xref.c.source_system == system, xref.c.source_key == key)
             .values({SUPPLIED_FIELDS: _joined(list(names))})
         )
-    if xref_rows:
-        write(connection, xref, list(xref_rows.values()))
+    write_dicts(connection, xref, list(xref_rows.values()))
     return len(new_ids), len(good) - len(new_ids)
 
 

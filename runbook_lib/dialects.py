@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 ValueAdapter = Callable[[object], object]
-ChunkWriter = Callable[[sa.Connection, sa.Table, list[dict]], None]
+ChunkWriter = Callable[[sa.Connection, sa.Table, list[str], list[tuple]], None]
 
 
 def _naive_utc(value: object) -> object:
@@ -46,23 +46,28 @@ VALUE_ADAPTERS: dict[str, ValueAdapter] = {
 }
 
 
-def _executemany(connection: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
-    connection.execute(table.insert(), rows)
+def _executemany(
+    connection: sa.Connection, table: sa.Table, names: list[str], rows: list[tuple]
+) -> None:
+    # Through the table's own types (the SQLite decimal-as-text and UTC datetime decorators).
+    connection.execute(table.insert(), [dict(zip(names, row, strict=True)) for row in rows])
 
 
-def _postgresql_copy(connection: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
+def _postgresql_copy(
+    connection: sa.Connection, table: sa.Table, names: list[str], rows: list[tuple]
+) -> None:
     """COPY ... FROM STDIN through psycopg 3, in the chunk's own transaction."""
     if connection.dialect.driver != "psycopg":
-        _executemany(connection, table, rows)
+        _executemany(connection, table, names, rows)
         return
-    columns = list(rows[0])
     quote = connection.dialect.identifier_preparer.quote
-    statement = f"COPY {quote(table.name)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+    statement = f"COPY {quote(table.name)} ({', '.join(quote(c) for c in names)}) FROM STDIN"
     cursor = connection.connection.driver_connection.cursor()
     try:
         with cursor.copy(statement) as copy:
+            write = copy.write_row
             for row in rows:
-                copy.write_row([row[c] for c in columns])
+                write(row)
     finally:
         cursor.close()
 
@@ -87,9 +92,27 @@ def adapter_for(dialect: str) -> ValueAdapter:
     return VALUE_ADAPTERS.get(dialect, _server_value)
 
 
-def writer_for(dialect: str) -> ChunkWriter:
-    """How a chunk is written for ``dialect`` (executemany unless a faster path is registered)."""
-    return CHUNK_WRITERS.get(dialect, _executemany)
+def write_rows(
+    connection: sa.Connection, table: sa.Table, names: list[str], rows: list[tuple]
+) -> None:
+    """Insert ``rows`` (tuples in ``names`` order) by the dialect's fast path, values adapted.
+
+    Executemany unless a faster path is registered for the dialect.
+    """
+    if not rows:
+        return
+    dialect = connection.dialect.name
+    adapt = adapter_for(dialect)
+    if adapt is not _server_value:
+        rows = [tuple(map(adapt, row)) for row in rows]
+    CHUNK_WRITERS.get(dialect, _executemany)(connection, table, names, rows)
+
+
+def write_dicts(connection: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
+    """Insert rows given as dicts (all with the keys of the first) by :func:`write_rows`."""
+    if rows:
+        names = list(rows[0])
+        write_rows(connection, table, names, [tuple(row[n] for n in names) for row in rows])
 
 
 def adapt_rows(dialect: str, rows: list[dict]) -> list[dict]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from runbook_lib.constraints import chunk_checker
+from runbook_lib.constraints import as_columns, chunk_checker
 from runbook_lib.loading import reference_lookup, transform_chunk
 from runbook_lib.pipeline import SourcePipeline
 
@@ -124,7 +124,7 @@ def _map_chunk(pipeline, rows, target_connection, metadata) -> ExpectedChunk:
     if table is not None:  # the loader quarantines rows the target's columns cannot hold
         outputs = ["source_system", "source_key", *(n for c in pipeline.columns for n in c.outputs)]
         found = chunk_checker(table, outputs, {pipeline.target.id_column})(
-            [out for _raw, out in good]
+            as_columns([out for _raw, out in good], outputs)
         )
         for index in sorted(found):
             raw, out = good[index]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import sqlalchemy as sa
@@ -17,10 +18,10 @@ import sqlalchemy as sa
 from runbook_lib import checkpoints
 from runbook_lib.constraints import chunk_checker
 from runbook_lib.dedup import merge_chunk
-from runbook_lib.dialects import adapt_rows, key_in, refresh_statistics, writer_for
+from runbook_lib.dialects import key_in, refresh_statistics, write_rows
 from runbook_lib.errors import GateFailedError, RunbookError
 from runbook_lib.mapping import LoadedSpec
-from runbook_lib.pipeline import RowRejected, SourcePipeline, compile_pipelines
+from runbook_lib.pipeline import ColumnBatch, RowRejected, SourcePipeline, compile_pipelines
 from runbook_lib.quarantine import REJECTS_TABLE, Reject, ensure_rejects_table, write_rejects
 
 Progress = Callable[[str, int, int], None]
@@ -309,60 +310,44 @@ def _stream_source(
     sample_percent: int | None,
     progress: Progress | None,
 ) -> checkpoints.Progress:
-    """Load the rows after the checkpoint, one transaction per chunk, checkpoint included."""
-    table = metadata.tables[pipeline.target_name]
-    id_column = pipeline.target.id_column
-    next_id = IdSequence(target, table, id_column)
-    dialect = target.dialect.name
-    write = writer_for(dialect)
-    violation = chunk_checker(
-        table,
-        ["source_system", "source_key", *(n for c in pipeline.columns for n in c.outputs)],
-        {id_column},
-    )
+    """Load the rows after the checkpoint, one transaction per chunk, checkpoint included.
+
+    Reading and transforming chunk N+1 overlaps with writing chunk N: a single writer thread
+    commits the chunks one by one, in order, while this thread reads ahead by one chunk. The
+    database does most of a write's work in its own process (COPY, indexes, foreign keys), so on
+    two cores the two halves run side by side; memory holds three chunks at most.
+    """
+    write_chunk = _ChunkCommitter(pipeline, target, metadata, key)
     expected = counts["source_rows"] - sum(
         v for k, v in counts.items() if k.startswith("filtered:")
     )
     query = pipeline.select(sample_percent=sample_percent, after_key=state.last_key)
     if progress:  # starts the clock for the rate of this table
         progress(pipeline.label, state.rows_read, expected)
-    started = time.perf_counter()
-    with source.connect() as source_connection:
+    with (
+        source.connect() as source_connection,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="runbook-writer") as writer,
+    ):
         result = source_connection.execute(
             query.execution_options(stream_results=True, yield_per=chunk_size)
         )
+        pending: Future | None = None
         for partition in result.partitions(chunk_size):
-            good, rejects = transform_chunk(pipeline, partition)
-            with target.begin() as connection:
-                good = _resolve_references(connection, pipeline, metadata, good, rejects)
-                good = _quarantine_violations(pipeline, good, rejects, violation)
-                if pipeline.target.merge:
-                    new, dup = merge_chunk(
-                        connection, pipeline, metadata, pipeline.target.merge, good, next_id
-                    )
-                else:
-                    rows = [out for _raw, out in good]
-                    if id_column:
-                        for row in rows:
-                            row[id_column] = next_id()
-                    if rows:
-                        write(connection, table, adapt_rows(dialect, rows))
-                    new, dup = len(rows), 0
-                write_rejects(connection, key.run_id, rejects)
-                rejected: dict[str, int] = {}
-                for reject in rejects:
-                    rejected[reject.rule] = rejected.get(reject.rule, 0) + 1
-                now = time.perf_counter()
-                state = state.advance(
-                    last_key=pipeline.key_values(partition[-1]),
-                    rows=len(partition),
-                    loaded=new,
-                    merged=dup,
-                    rejected=rejected,
-                    seconds=now - started,
-                )
-                started = now
-                checkpoints.write(connection, key, state)
+            batch, rejects = transform_batch(pipeline, partition)
+            if pending is not None:
+                state = pending.result()
+                if progress:
+                    progress(pipeline.label, state.rows_read, expected)
+            pending = writer.submit(
+                write_chunk,
+                state,
+                batch,
+                rejects,
+                pipeline.key_values(partition[-1]),
+                len(partition),
+            )
+        if pending is not None:
+            state = pending.result()
             if progress:
                 progress(pipeline.label, state.rows_read, expected)
     state = replace(state, done=True)
@@ -371,20 +356,86 @@ def _stream_source(
     return state
 
 
+class _ChunkCommitter:
+    """Writes one transformed chunk and its checkpoint in one target transaction.
+
+    Called for one chunk at a time, in order (the loader's writer thread), so the id sequence
+    and the clock need no lock.
+    """
+
+    def __init__(
+        self,
+        pipeline: SourcePipeline,
+        target: sa.Engine,
+        metadata: sa.MetaData,
+        key: checkpoints.CheckpointKey,
+    ) -> None:
+        self.pipeline = pipeline
+        self.target = target
+        self.metadata = metadata
+        self.key = key
+        self.table = metadata.tables[pipeline.target_name]
+        self.id_column = pipeline.target.id_column
+        self.next_id = IdSequence(target, self.table, self.id_column)
+        self.violations = chunk_checker(
+            self.table,
+            ["source_system", "source_key", *(n for c in pipeline.columns for n in c.outputs)],
+            {self.id_column},
+        )
+        self.last_commit = time.perf_counter()
+
+    def __call__(
+        self,
+        state: checkpoints.Progress,
+        batch: ColumnBatch,
+        rejects: list[Reject],
+        last_key: tuple,
+        rows_read: int,
+    ) -> checkpoints.Progress:
+        pipeline = self.pipeline
+        with self.target.begin() as connection:
+            batch = resolve_references(connection, pipeline, self.metadata, batch, rejects)
+            batch = _quarantine_violations(pipeline, batch, rejects, self.violations)
+            if pipeline.target.merge:
+                new, dup = merge_chunk(
+                    connection,
+                    pipeline,
+                    self.metadata,
+                    pipeline.target.merge,
+                    batch.pairs(),
+                    self.next_id,
+                )
+            else:
+                if self.id_column:
+                    batch.columns[self.id_column] = self.next_id.take(len(batch))
+                write_rows(connection, self.table, list(batch.columns), batch.rows())
+                new, dup = len(batch), 0
+            write_rejects(connection, self.key.run_id, rejects)
+            rejected: dict[str, int] = {}
+            for reject in rejects:
+                rejected[reject.rule] = rejected.get(reject.rule, 0) + 1
+            now = time.perf_counter()
+            state = state.advance(
+                last_key=last_key,
+                rows=rows_read,
+                loaded=new,
+                merged=dup,
+                rejected=rejected,
+                seconds=now - self.last_commit,
+            )
+            self.last_commit = now
+            checkpoints.write(connection, self.key, state)
+        return state
+
+
 def _quarantine_violations(
-    pipeline: SourcePipeline, good: list, rejects: list[Reject], violations
-) -> list:
+    pipeline: SourcePipeline, batch: ColumnBatch, rejects: list[Reject], violations
+) -> ColumnBatch:
     """Rows the target would refuse go to quarantine with the constraint they break."""
-    found = violations([out for _raw, out in good])
-    if not found:
-        return good
-    kept = []
-    for index, (raw, out) in enumerate(good):
-        if index in found:
-            rejects.append(_reject(pipeline, raw, *found[index]))
-        else:
-            kept.append((raw, out))
-    return kept
+    found = violations(batch.columns)
+    for index in sorted(found):
+        rejects.append(_reject(pipeline, batch.raws[index], *found[index]))
+    return batch.without(found)
 
 
 def count_source(
@@ -398,12 +449,24 @@ def count_source(
         }
 
 
+def transform_batch(pipeline: SourcePipeline, partition) -> tuple[ColumnBatch, list[Reject]]:
+    """A chunk's transformed rows as columns, and the rejects of those that failed a transform.
+
+    The loader's path (a column at a time); :func:`transform_chunk` is the row-at-a-time
+    reference that validation rebuilds the expected rows with, so every validation compares the
+    two. Rows are tuples in the pipeline's select order.
+    """
+    batch, failed = pipeline.transform_columns(partition)
+    return batch, [_reject(pipeline, raw, exc.rule, exc.message) for raw, exc in failed]
+
+
 def transform_chunk(
     pipeline: SourcePipeline, partition
 ) -> tuple[list[tuple[tuple, dict]], list[Reject]]:
     """(raw, transformed) rows of a chunk, and the rejects of those that failed a transform.
 
-    Rows are tuples in the pipeline's select order (mappings are accepted and converted).
+    Row at a time, through :meth:`SourcePipeline.transform`: the reference that validation
+    uses. Rows are tuples in the pipeline's select order (mappings are accepted and converted).
     """
     good, rejects = [], []
     transform = pipeline.transform
@@ -449,34 +512,36 @@ def reference_lookup(
     return found
 
 
-def _resolve_references(
+def resolve_references(
     connection: sa.Connection,
     pipeline: SourcePipeline,
     metadata: sa.MetaData,
-    good: list[tuple[dict, dict]],
+    batch: ColumnBatch,
     rejects: list[Reject],
-) -> list[tuple[dict, dict]]:
+) -> ColumnBatch:
+    """Parent source keys replaced by parent target ids; a row without its parent is an orphan."""
     for column in pipeline.reference_columns:
         name = column.outputs[0]
-        keys = {out[name] for _raw, out in good if out[name] is not None}
-        lookup = reference_lookup(connection, pipeline, metadata, column.references, keys)
-        kept = []
-        for raw, out in good:
-            parent_key = out[name]
-            if parent_key in lookup:
-                out[name] = lookup[parent_key]
-                kept.append((raw, out))
-            else:
-                rejects.append(
-                    _reject(
-                        pipeline,
-                        raw,
-                        f"orphan_{name}",
-                        f"{name}: no {column.references} row for {pipeline.system} key {parent_key}",
-                    )
+        parent_keys = batch.columns[name]
+        lookup = reference_lookup(
+            connection, pipeline, metadata, column.references, set(parent_keys) - {None}
+        )
+        found = lookup.get
+        ids = [found(parent_key) for parent_key in parent_keys]
+        orphans = {index for index, parent_id in enumerate(ids) if parent_id is None}
+        for index in sorted(orphans):
+            rejects.append(
+                _reject(
+                    pipeline,
+                    batch.raws[index],
+                    f"orphan_{name}",
+                    f"{name}: no {column.references} row for {pipeline.system} key "
+                    f"{parent_keys[index]}",
                 )
-        good = kept
-    return good
+            )
+        batch.columns[name] = ids
+        batch = batch.without(orphans)
+    return batch
 
 
 class IdSequence:
@@ -493,3 +558,9 @@ class IdSequence:
         value = self._next
         self._next += 1
         return value
+
+    def take(self, count: int) -> list[int]:
+        """The next ``count`` ids."""
+        first = self._next
+        self._next += count
+        return list(range(first, self._next))

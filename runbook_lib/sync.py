@@ -20,16 +20,16 @@ from dataclasses import dataclass, field, replace
 import sqlalchemy as sa
 
 from runbook_lib import checkpoints
-from runbook_lib.dialects import adapt_rows, key_in, refresh_statistics, writer_for
+from runbook_lib.dialects import adapt_rows, key_in, refresh_statistics, write_dicts
 from runbook_lib.errors import GateFailedError
 from runbook_lib.loading import (
     IdSequence,
     Progress,
-    _resolve_references,
     _stream_source,
     ordered_pipelines,
+    resolve_references,
     touched_tables,
-    transform_chunk,
+    transform_batch,
 )
 from runbook_lib.mapping import LoadedSpec, type_family
 from runbook_lib.pipeline import SourcePipeline
@@ -285,10 +285,10 @@ def _upsert_changed(
         )
         for partition in result.partitions(chunk_size):
             marks = [row[-1] for row in partition]
-            good, rejects = transform_chunk(pipeline, [tuple(row[:-1]) for row in partition])
+            batch, rejects = transform_batch(pipeline, [tuple(row[:-1]) for row in partition])
             with target.begin() as connection:
-                good = _resolve_references(connection, pipeline, metadata, good, rejects)
-                rows = [out for _raw, out in good]
+                batch = resolve_references(connection, pipeline, metadata, batch, rejects)
+                rows = [out for _raw, out in batch.pairs()]
                 existing = set()
                 for condition in key_in(
                     table.c.source_key, [r["source_key"] for r in rows], dialect
@@ -318,7 +318,7 @@ def _upsert_changed(
                     for row in inserts:
                         row[id_column] = next_id()
                 if inserts:
-                    writer_for(dialect)(connection, table, adapt_rows(dialect, inserts))
+                    write_dicts(connection, table, inserts)
                     _forget_old_rejects(
                         connection, metadata, pipeline, [r["source_key"] for r in inserts]
                     )
