@@ -312,8 +312,9 @@ def _stream_source(
 ) -> checkpoints.Progress:
     """Load the rows after the checkpoint, one transaction per chunk, checkpoint included.
 
-    Reading and transforming chunk N+1 overlaps with writing chunk N: a single writer thread
-    commits the chunks one by one, in order, while this thread reads ahead by one chunk. The
+    Reading, transforming and resolving the references of chunk N+1 overlaps with writing chunk
+    N: a single writer thread commits the chunks one by one, in order, while this thread reads
+    ahead by one chunk. The
     database does most of a write's work in its own process (COPY, indexes, foreign keys), so on
     two cores the two halves run side by side; memory holds three chunks at most.
     """
@@ -326,6 +327,7 @@ def _stream_source(
         progress(pipeline.label, state.rows_read, expected)
     with (
         source.connect() as source_connection,
+        target.connect() as lookups,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="runbook-writer") as writer,
     ):
         result = source_connection.execute(
@@ -334,6 +336,9 @@ def _stream_source(
         pending: Future | None = None
         for partition in result.partitions(chunk_size):
             batch, rejects = transform_batch(pipeline, partition)
+            # Parents belong to earlier targets, already committed: safe to look up from here.
+            batch = resolve_references(lookups, pipeline, metadata, batch, rejects)
+            lookups.rollback()  # no read transaction held open between chunks
             if pending is not None:
                 state = pending.result()
                 if progress:
@@ -394,7 +399,6 @@ class _ChunkCommitter:
     ) -> checkpoints.Progress:
         pipeline = self.pipeline
         with self.target.begin() as connection:
-            batch = resolve_references(connection, pipeline, self.metadata, batch, rejects)
             batch = _quarantine_violations(pipeline, batch, rejects, self.violations)
             if pipeline.target.merge:
                 new, dup = merge_chunk(
@@ -508,7 +512,7 @@ def reference_lookup(
         query = sa.select(table.c.source_key, table.c[id_name]).where(
             table.c.source_system == pipeline.system, condition
         )
-        found.update({key: value for key, value in connection.execute(query)})
+        found.update(connection.execute(query).all())  # one fetch, not one per row
     return found
 
 

@@ -119,6 +119,13 @@ class CompiledColumn:
         functions = [f for f, _multi in calls]
         position = positions[self.inputs[0]]
         as_key = self.references is not None
+        if not functions:  # copied as it is (a reference key as text)
+            if as_key:
+                return lambda columns, rows: (
+                    [[None if v is None else str(v) for v in columns[position]]],
+                    {},
+                )
+            return lambda columns, rows: ([list(columns[position])], {})
 
         def single(columns: list[Sequence], rows: Sequence[tuple]) -> ColumnResult:
             out: list = []

@@ -604,7 +604,7 @@ def test_parse_datetime_round_trips_a_formatted_aware_time_with_its_offset(momen
 def test_naive_to_utc_shortcut_equals_replace_then_astimezone(local, zone, fold):
     local = local.replace(fold=fold)
     expected = local.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
-    assert tr._to_utc(local, ZoneInfo(zone)) == expected
+    assert repr(tr._to_utc(local, ZoneInfo(zone))) == repr(expected)  # value, tzinfo and fold
 
 
 FAST_FORMATS = [
@@ -671,6 +671,15 @@ def test_iso_shaped_text_takes_the_fromisoformat_path_and_parses_as_strptime_doe
 )
 def test_iso_shaped_text_with_an_impossible_field_does_not_parse(text):
     assert tr._compile_format("%Y-%m-%d %H:%M:%S")(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "zone"),
+    [("0001-01-01 00:00:00", "Asia/Shanghai"), ("9999-12-31 23:00:00", "America/New_York")],
+)
+def test_a_time_that_leaves_the_calendar_once_in_utc_is_a_quarantine_not_a_crash(text, zone):
+    formats = ["%Y-%m-%d %H:%M:%S"]
+    assert rule_of(tr.parse_datetime, text, formats=formats, tz=zone) == "unparseable_datetime"
 
 
 def test_formats_outside_the_fast_subset_fall_back_to_strptime():
