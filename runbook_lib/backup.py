@@ -23,6 +23,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from runbook_lib import foreign_keys
 from runbook_lib.checkpoints import CHECKPOINTS_TABLE
 from runbook_lib.errors import GateFailedError, RunbookError
 from runbook_lib.hashing import TableHasher
@@ -335,6 +336,8 @@ def restore(engine: sa.Engine, snap: Snapshot) -> RestoreReport:
                 connection.execute(metadata.tables[name].delete())
             for name in snap.tables:
                 strategy.restore(engine, connection, metadata.tables[name], snap.locations[name])
+            # a load killed while the foreign keys were suspended: they come back with the data
+            foreign_keys.reinstate(connection, snap.run_id)
             for bookkeeping in (REJECTS_TABLE, CHECKPOINTS_TABLE):
                 if bookkeeping in present:
                     removed = connection.execute(

@@ -21,11 +21,9 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from runbook_lib.dialects import adapt_rows, write_dicts
+from runbook_lib.dialects import adapt_rows, key_in, write_dicts
 from runbook_lib.mapping import AUTO_COLUMNS, SUPPLIED_FIELDS, MergeSpec
 from runbook_lib.pipeline import SourcePipeline
-
-_IN_BATCH = 2_000
 
 
 @dataclass
@@ -107,18 +105,28 @@ def merge_chunk(
             "match_rule": rule,
         } | ({SUPPLIED_FIELDS: _joined(won)} if tracked else {})
     write_dicts(connection, table, [entities[i].row for i in new_ids])
-    for entity_id in sorted(i for i, e in entities.items() if e.stored and e.changed):
-        values = {k: v for k, v in entities[entity_id].row.items() if k not in protected}
+    changed = [
+        {"_entity_id": entity_id}
+        | {k: v for k, v in entities[entity_id].row.items() if k not in protected}
+        for entity_id in sorted(i for i, e in entities.items() if e.stored and e.changed)
+    ]
+    if changed:  # one executemany, not a round trip per survivor
         connection.execute(
-            table.update().where(table.c[id_column] == entity_id), adapt_rows(dialect, [values])[0]
+            table.update().where(table.c[id_column] == sa.bindparam("_entity_id")),
+            adapt_rows(dialect, changed),
         )
-    for (system, key), (_entity_id, names) in sorted(supplied.items()):
-        if (system, key) in xref_rows or not names.lost:
-            continue
+    lost = [
+        {"_system": system, "_key": key, SUPPLIED_FIELDS: _joined(list(names))}
+        for (system, key), (_entity_id, names) in sorted(supplied.items())
+        if (system, key) not in xref_rows and names.lost
+    ]
+    if lost:
         connection.execute(
-            xref.update()
-            .where(xref.c.source_system == system, xref.c.source_key == key)
-            .values({SUPPLIED_FIELDS: _joined(list(names))})
+            xref.update().where(
+                xref.c.source_system == sa.bindparam("_system"),
+                xref.c.source_key == sa.bindparam("_key"),
+            ),
+            lost,
         )
     write_dicts(connection, xref, list(xref_rows.values()))
     return len(new_ids), len(good) - len(new_ids)
@@ -191,12 +199,11 @@ def _read_supplied(
 ) -> dict[tuple[str, str], tuple[int, _Supplied]]:
     """(system, key) → (entity id, fields supplied) of the crosswalk rows of ``entity_ids``."""
     found: dict[tuple[str, str], tuple[int, _Supplied]] = {}
-    ordered = sorted(entity_ids)
-    for start in range(0, len(ordered), _IN_BATCH):
+    for condition in key_in(xref.c[id_column], sorted(entity_ids), connection.dialect.name):
         query = sa.select(
             xref.c.source_system, xref.c.source_key, xref.c[id_column], xref.c[SUPPLIED_FIELDS]
-        ).where(xref.c[id_column].in_(ordered[start : start + _IN_BATCH]))
-        for system, key, entity_id, names in connection.execute(query):
+        ).where(condition)
+        for system, key, entity_id, names in connection.execute(query).all():
             found[(system, key)] = (entity_id, _Supplied((names or "").split(",") if names else []))
     return found
 
@@ -209,8 +216,7 @@ def matching_rows(
     found: dict[int, dict] = {}
     for col in match_on:
         values = sorted({row[col] for row in rows if row.get(col) is not None})
-        for start in range(0, len(values), _IN_BATCH):
-            query = sa.select(table).where(table.c[col].in_(values[start : start + _IN_BATCH]))
-            for row in connection.execute(query).mappings():
+        for condition in key_in(table.c[col], values, connection.dialect.name):
+            for row in connection.execute(sa.select(table).where(condition)).mappings().all():
                 found[row[id_column]] = dict(row)
     return found

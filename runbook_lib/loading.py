@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import sqlalchemy as sa
 
-from runbook_lib import checkpoints
+from runbook_lib import checkpoints, foreign_keys
 from runbook_lib.constraints import chunk_checker
 from runbook_lib.dedup import merge_chunk
 from runbook_lib.dialects import key_in, refresh_statistics, write_rows
@@ -197,16 +197,21 @@ def load(
     target_label: str,
     sample_percent: int | None = None,
     progress: Progress | None = None,
+    suspend_foreign_keys: bool = True,
 ) -> LoadReport:
     """Load every source of the spec into ``target``; ``sources`` is keyed by system name.
 
     A load that this run already started (a crash, a kill, a failed gate) continues from its
-    checkpoints; a target holding anybody else's data is refused.
+    checkpoints; a target holding anybody else's data is refused. Where the dialect supports it
+    (PostgreSQL), the loaded tables' foreign keys are suspended while rows stream in and
+    validated once at the end (see ``foreign_keys``).
     """
     ensure_rejects_table(target)
     checkpoints.ensure_checkpoints_table(target)
     if not checkpoints.has_any(target, run_id, mode):
         refuse_non_empty_target(target, touched_tables(spec))
+    if suspend_foreign_keys:
+        foreign_keys.suspend(target, touched_tables(spec), run_id)
     metadata = sa.MetaData()
     metadata.reflect(
         target, only=[*touched_tables(spec), REJECTS_TABLE, checkpoints.CHECKPOINTS_TABLE]
@@ -228,7 +233,9 @@ def load(
                 progress=progress,
             )
         )
-    refresh_statistics(target, touched_tables(spec))
+    refresh_statistics(target, touched_tables(spec))  # first: validating a key plans a join
+    with target.begin() as connection:
+        foreign_keys.reinstate(connection, run_id)
     return LoadReport(
         mode=mode,
         run_id=run_id,

@@ -63,10 +63,13 @@ class DemoParams(_Strict):
 
 
 class LoadParams(_Strict):
-    """How the loader streams: rows per chunk and the quarantine threshold."""
+    """How the loader streams: rows per chunk, full or incremental, foreign keys during a load."""
 
     chunk_size: Annotated[int, Field(ge=100, le=1_000_000)] = 5_000
     mode: Literal["full", "incremental"] = "full"
+    # PostgreSQL: drop the loaded tables' foreign keys during the load, validate them at its end
+    # (the loader resolves every reference itself); false keeps them checked row by row.
+    suspend_foreign_keys: bool = True
 
 
 class TrialParams(_Strict):

@@ -16,6 +16,7 @@ from runbook_lib.assessment import AssessmentReport, assess_sources
 from runbook_lib.checkpoints import CHECKPOINTS_TABLE
 from runbook_lib.context import StageContext
 from runbook_lib.errors import GateFailedError, RunbookError
+from runbook_lib.foreign_keys import SUSPENDED_TABLE
 from runbook_lib.mapping import SpecCheck, check_spec
 from runbook_lib.progress import progress_callback
 from runbook_lib.quarantine import REJECTS_TABLE
@@ -80,7 +81,7 @@ def reset_scratch_target(ctx: StageContext) -> None:
     scratch = ctx.trial_engine()
     present = set(sa.inspect(scratch).get_table_names())
     with scratch.begin() as connection:
-        for name in [REJECTS_TABLE, CHECKPOINTS_TABLE, *reversed(tables)]:
+        for name in [REJECTS_TABLE, CHECKPOINTS_TABLE, SUSPENDED_TABLE, *reversed(tables)]:
             if name in present:
                 connection.execute(
                     sa.text(f"DROP TABLE {scratch.dialect.identifier_preparer.quote(name)}")
@@ -105,6 +106,7 @@ def trial(ctx: StageContext) -> TrialResult:
         target_label=ctx.label("trial_target"),
         sample_percent=percent,
         progress=progress_callback(ctx.interactive),
+        suspend_foreign_keys=settings.load.suspend_foreign_keys,
     )
     validation = reconcile.validate(
         ctx.spec,
@@ -155,7 +157,14 @@ def full_load(ctx: StageContext) -> loading.LoadReport | sync.SyncReport:
     }
     if ctx.load_mode == "incremental":
         return sync.sync(ctx.spec, ctx.source_engines(), ctx.target_engine(), **common)
-    return loading.load(ctx.spec, ctx.source_engines(), ctx.target_engine(), mode="full", **common)
+    return loading.load(
+        ctx.spec,
+        ctx.source_engines(),
+        ctx.target_engine(),
+        mode="full",
+        suspend_foreign_keys=settings.load.suspend_foreign_keys,
+        **common,
+    )
 
 
 def validation(ctx: StageContext) -> reconcile.ValidationReport:
