@@ -86,10 +86,10 @@ class CompiledColumn:
     def bind_column(self, positions: dict[str, int]) -> ColumnRunner:
         """A function from a chunk's source columns to this column's output columns.
 
-        The loader's form of :meth:`bind`: one pass down each column, and a transform runs once
-        per distinct text or integer value of the chunk (transforms are pure), so a status code,
-        a SKU or a price repeated across a chunk costs a dictionary lookup. Returns the output
-        columns and {row index: error} for the rows whose value failed.
+        The loader's form of :meth:`bind`: one pass down each column. A column whose values
+        repeat (a status code, a SKU, a price) runs each transform once per distinct value of the
+        chunk (transforms are pure); any other column maps each step over the whole column.
+        Returns the output columns and {row index: error} for the rows whose value failed.
         """
         per_row = self.bind(positions)
         width = len(self.outputs)
@@ -128,51 +128,96 @@ class CompiledColumn:
             return lambda columns, rows: ([list(columns[position])], {})
 
         def single(columns: list[Sequence], rows: Sequence[tuple]) -> ColumnResult:
-            out: list = []
-            append = out.append
-            errors: dict[int, TransformError] = {}
-            # One cache per type: 1 == 1.0 == True would otherwise share an entry. Zero floats
-            # stay out (0.0 == -0.0, yet they can transform differently).
-            by_text: dict[str, Any] = {}
-            by_int: dict[int, Any] = {}
-            by_float: dict[float, Any] = {}
-            for index, value in enumerate(columns[position]):
-                kind = type(value)
-                if kind is str:
-                    cache = by_text
-                elif kind is int:
-                    cache = by_int
-                elif kind is float and value:
-                    cache = by_float
-                else:
-                    cache = None
-                if cache is not None:
-                    hit = cache.get(value, _MISS)
-                    if hit is not _MISS:
-                        if hit.__class__ is _Failed:
-                            errors[index] = hit.error
-                            append(None)
-                        else:
-                            append(hit)
-                        continue
-                result = value
-                try:
-                    for function in functions:
-                        result = function(result)
-                except TransformError as exc:
-                    errors[index] = exc
-                    append(None)
-                    if cache is not None:
-                        cache[value] = _Failed(exc)
-                    continue
-                if as_key and result is not None:
-                    result = str(result)
-                append(result)
-                if cache is not None:
-                    cache[value] = result
+            values = columns[position]
+            run = _cached_column if _repeats_often(values) else _mapped_column
+            out, errors = run(values, functions)
+            if as_key:
+                out = [None if v is None else str(v) for v in out]
             return [out], errors
 
         return single
+
+
+_SAMPLE = 1024
+
+
+def _repeats_often(values: Sequence) -> bool:
+    """Whether the chunk's values repeat enough for a cache of results to pay.
+
+    True when a sample across the chunk holds a tenth or more of repeats: not for timestamps or
+    keys, but for prices, codes and names of things.
+    """
+    sample = values[:: max(1, len(values) // _SAMPLE)]
+    try:
+        return len(set(sample)) * 10 < len(sample) * 9
+    except TypeError:  # unhashable values: no cache
+        return False
+
+
+def _mapped_column(values: Sequence, functions: list[Callable]) -> tuple[list, dict]:
+    """Each step over the whole column by ``map``; a failing value leaves None and its error.
+
+    A row failing at one step is None for the next ones, whose errors on it do not replace the
+    first: the row is rejected with the error the row-at-a-time path would give it.
+    """
+    errors: dict[int, TransformError] = {}
+    for function in functions:
+        out: list = []
+        remaining = iter(values)
+        while True:
+            try:
+                out.extend(map(function, remaining))  # extend keeps what came before a raise
+                break
+            except TransformError as exc:
+                errors.setdefault(len(out), exc)
+                out.append(None)
+        values = out
+    return list(values), errors
+
+
+def _cached_column(values: Sequence, functions: list[Callable]) -> tuple[list, dict]:
+    """The steps once per distinct value of the column (transforms are pure)."""
+    out: list = []
+    append = out.append
+    errors: dict[int, TransformError] = {}
+    # One cache per type: 1 == 1.0 == True would otherwise share an entry. Zero floats stay
+    # out (0.0 == -0.0, yet they can transform differently).
+    by_text: dict[str, Any] = {}
+    by_int: dict[int, Any] = {}
+    by_float: dict[float, Any] = {}
+    for index, value in enumerate(values):
+        kind = type(value)
+        if kind is str:
+            cache = by_text
+        elif kind is int:
+            cache = by_int
+        elif kind is float and value:
+            cache = by_float
+        else:
+            cache = None
+        if cache is not None:
+            hit = cache.get(value, _MISS)
+            if hit is not _MISS:
+                if hit.__class__ is _Failed:
+                    errors[index] = hit.error
+                    append(None)
+                else:
+                    append(hit)
+                continue
+        result = value
+        try:
+            for function in functions:
+                result = function(result)
+        except TransformError as exc:
+            errors[index] = exc
+            append(None)
+            if cache is not None:
+                cache[value] = _Failed(exc)
+            continue
+        append(result)
+        if cache is not None:
+            cache[value] = result
+    return out, errors
 
 
 ColumnResult = tuple[list[list], dict[int, TransformError]]

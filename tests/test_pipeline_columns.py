@@ -116,3 +116,29 @@ def test_row_at_a_time_still_accepts_row_objects_from_sqlalchemy():
         rows = connection.execute(sa.text("SELECT 1 AS id, ' a ' AS v")).all()
     pipeline = _pipeline({"text": {"from": "v", "transform": "strip"}})
     _same(transform_batch(pipeline, rows), transform_chunk(pipeline, rows))
+
+
+@pytest.mark.parametrize("bad_at", [(0,), (1_500,), (2_999,), (0, 1, 2, 2_998, 2_999)])
+def test_unique_values_with_failures_anywhere_in_a_long_chunk(bad_at):
+    # unique timestamps take the mapped path, which restarts after each failing value
+    pipeline = _pipeline(
+        {
+            "at": {
+                "from": "v",
+                "transform": [
+                    "required",
+                    {"parse_datetime": {"formats": ["%Y-%m-%d %H:%M:%S"], "tz": "Asia/Shanghai"}},
+                ],
+            }
+        }
+    )
+    rows = [
+        (i, f"2023-01-01 {i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}")
+        for i in range(3_000)
+    ]
+    for position, bad in zip(bad_at, ["", "2023-02-30 00:00:00", None, "x", " "], strict=False):
+        rows[position] = (position, bad)
+    batch, rejects = transform_batch(pipeline, rows)
+    assert [r.source_key for r in rejects] == [str(i) for i in bad_at]
+    assert len(batch) == 3_000 - len(bad_at)
+    _same((batch, rejects), transform_chunk(pipeline, rows))
