@@ -609,6 +609,22 @@ def test_parse_datetime_rejects_impossible_dates_and_other_shapes(value):
     )
 
 
+@pytest.mark.parametrize(
+    "value", ["0000-00-00 00:00:00", "0000-00-00", " 0000-00-00 00:00:00.000000 "]
+)
+def test_parse_datetime_reads_a_mysql_zero_date_as_no_date(value):
+    # PyMySQL returns a zero DATETIME as this text; it means "no date", not a bad value
+    assert tr.parse_datetime(value, formats=["%Y-%m-%d %H:%M:%S"], tz=SHANGHAI) is None
+
+
+@pytest.mark.parametrize("value", ["2023-00-00 00:00:00", "0000-01-01 00:00:00", "00000000"])
+def test_parse_datetime_still_rejects_a_partly_zero_date(value):
+    # a month or day of zero next to a real year is a defect to quarantine, not "no date"
+    assert rule_of(tr.parse_datetime, value, formats=["%Y-%m-%d %H:%M:%S"], tz=SHANGHAI) == (
+        "unparseable_datetime"
+    )
+
+
 def test_parse_datetime_localizes_naive_datetimes_and_converts_aware_ones():
     shanghai = ZoneInfo(SHANGHAI)
     options = {"formats": ["%Y-%m-%d"], "tz": SHANGHAI}
