@@ -118,6 +118,7 @@ products = sa.Table(
     sa.Column("price", ExactDecimal(14, 2)),
     sa.Column("market_price", ExactDecimal(14, 2)),
     sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("is_active", sa.Boolean),  # BOOLEAN; MySQL's BOOL is TINYINT(1) (type_rules)
     *_source_columns(),
     sa.UniqueConstraint("source_system", "source_key", name="uq_products_source"),
     **_TABLE_OPTIONS,
