@@ -5,7 +5,7 @@ streams the expected rows (flat memory); it also keeps what the quarantined rows
 added, so a report can say why the source's total is not the target's. The target side is one
 ``GROUP BY`` query where the database sums exactly (PostgreSQL NUMERIC, MySQL DECIMAL); SQLite
 stores ``ExactDecimal`` as text and would sum it as floats, so there the rows are streamed and
-summed in Python instead. A dialect is one entry in ``TARGET_AGGREGATES``.
+summed in Python instead. ``TARGET_AGGREGATES`` follows the ``decimal`` rule of ``type_rules``.
 
 A mismatch is *explained* when the listed row differences account for it exactly (the sum of
 their target values minus their expected values equals the difference of the totals, and the same
@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from runbook_lib.hashing import canonical
 from runbook_lib.pipeline import SourcePipeline
+from runbook_lib.type_rules import TYPE_RULES
 
 Group = str | None
 
@@ -235,10 +236,9 @@ def _python_aggregates(engine, table, system, columns, group, chunk_size) -> Tab
     return found
 
 
+# Where the type rules store decimals as numbers, the database sums them exactly.
 TARGET_AGGREGATES: dict[str, TargetAggregator] = {
-    "postgresql": _sql_aggregates,
-    "mysql": _sql_aggregates,
-    "mariadb": _sql_aggregates,
+    name: _sql_aggregates for name, rules in TYPE_RULES.items() if rules.decimal == "numeric"
 }
 
 

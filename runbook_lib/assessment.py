@@ -29,6 +29,7 @@ from runbook_lib.quality import (
     run_column_check,
     sort_key,
     transform_findings,
+    zero_date_findings,
 )
 from runbook_lib.references import build_nodes, reference_findings
 
@@ -144,6 +145,7 @@ def _check_source(connection, pipeline: MappedSource, node, sizes: dict) -> list
         stream = len(column.inputs) == 1 and distinct * 2 > rows
         check = run_column_check(connection, pipeline, column, stream=stream)
         findings += transform_findings(connection, check)
+        findings += zero_date_findings(connection, check)
         if check.quarantines:  # rows of children go down with these: see references
             where = f"{pipeline.system}.{pipeline.table}.{', '.join(column.inputs)}"
             for rule, failing in check.failing.items():

@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL, make_url
 from runbook_lib.errors import ConnectionConfigError
 from runbook_lib.params import ConnectionParams, LoadedParams
 from runbook_lib.redaction import redact_text
+from runbook_lib.type_rules import rules_for
 
 __all__ = ["Connections", "make_engine", "redact_text", "redact_url", "resolve_url"]
 
@@ -52,9 +53,10 @@ def make_engine(url: URL, **kwargs) -> sa.Engine:
     backend = url.get_backend_name()
     if backend == "sqlite" and url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    if backend in ("mysql", "mariadb"):
+    charset = rules_for(backend).charset
+    if charset is not None:
         query = dict(url.query)
-        query.setdefault("charset", "utf8mb4")
+        query.setdefault("charset", charset)
         url = url.set(query=query)
     # errors must not carry row values (personal data) into logs and evidence
     kwargs.setdefault("hide_parameters", True)

@@ -51,6 +51,7 @@ __all__ = [
 
 MIN_ORDERS = 100
 UNKNOWN_STATUS = 9
+ZERO_DATETIME = "0000-00-00 00:00:00"  # as PyMySQL returns a zero DATETIME
 CHINESE_SINGLE, CHINESE_COMPOUND = "chinese_single_surname", "chinese_compound_surname"
 WESTERN_TWO, WESTERN_SINGLE = "western_two_part", "western_single_name"
 WESTERN_SPACES, WESTERN_MULTI = "western_extra_spaces", "western_three_plus_parts"
@@ -225,7 +226,8 @@ class _Plan:
             "orders": {"orphan": _share(n_a, 50), "negative_qty": _share(n_a, 50)}
             | {"null_amount": _share(n_a, 30), "null_order_time": _share(n_a, 30)}
             | {"unknown_status": _share(n_a, 20)}
-            | {k: _share(n_a, bp) for k, bp in _FORMAT_SHARES.items()},
+            | {k: _share(n_a, bp) for k, bp in _FORMAT_SHARES.items()}
+            | {"zero_delivery": _share(n_a, 30)},
             "sales_orders": {
                 "orphan": _share(orders - n_a, 50),
                 "negative_qty": _share(orders - n_a, 50),
@@ -424,6 +426,7 @@ def _product(seed: int, j: int) -> dict[str, Any]:
         "stock": _below(r, 2000),
         "price": price,
         "market_price": price * (100 + _below(r, 50)) // 100,
+        "is_active": int(r.random() < 0.9),  # a TINYINT(1) flag: 0/1
     }
 
 
@@ -462,6 +465,7 @@ def _write_a_orders(plan: _Plan, sinks: dict[str, _Sink], tally: Counter) -> Non
         lines = _order_lines(r, plan.cny_fen)
         status = _weighted(r, tuple(ls.A_STATUS_NAMES), _STATUS_CUM)
         status = UNKNOWN_STATUS if role == "unknown_status" else status
+        status = 3 if role == "zero_delivery" else status  # completed: it has a delivery time
         paid = status in (1, 2, 3, UNKNOWN_STATUS) or (status == 4 and r.random() < 0.5)
         pay = t + 30 + _below(r, 1800) if paid else None
         order_time = _local_text(t, _FORMAT_ROLES.get(role, MAJOR_DATE_FORMAT))
@@ -477,12 +481,15 @@ def _write_a_orders(plan: _Plan, sinks: dict[str, _Sink], tally: Counter) -> Non
             sinks["order_items"].add(item | {"quantity": quantity, "unit_price": _money(price)})
         shipped = pay is not None and status in (2, 3)
         if shipped:
-            _add_shipment(sinks["logistics"], r, i + 1, pay, completed=status == 3)
+            zero = role == "zero_delivery"
+            _add_shipment(sinks["logistics"], r, i + 1, pay, completed=status == 3, zero=zero)
         tally[(role, "order_items")] += len(lines)
         tally[(role, "logistics")] += shipped
 
 
-def _add_shipment(sink: _Sink, r: Random, order_id: int, pay: int, *, completed: bool) -> None:
+def _add_shipment(
+    sink: _Sink, r: Random, order_id: int, pay: int, *, completed: bool, zero: bool
+) -> None:
     carrier, prefix = _pick(r, ls.CARRIERS)
     shipped = pay + 2 * _HOUR + _below(r, 70 * _HOUR)
     delivered = shipped + _DAY + _below(r, 4 * _DAY) if completed else None
@@ -491,6 +498,8 @@ def _add_shipment(sink: _Sink, r: Random, order_id: int, pay: int, *, completed:
     row["waybill_no"] = f"{prefix}{10 + _below(r, 90)}{order_id:010d}"
     row["shipped_at"] = _local_text(shipped)
     row["delivered_at"] = None if delivered is None else _local_text(delivered)
+    if zero:  # the legacy shop wrote MySQL's zero date when the carrier sent no delivery time
+        row["delivered_at"] = ZERO_DATETIME
     row["signed_at"] = None if signed is None else _local_text(signed)
     sink.add(row)
 
@@ -561,10 +570,11 @@ def _write_customers(plan: _Plan, sinks: dict[str, _Sink], tally: Counter) -> No
             tally[("untrimmed_email", table)] += row["email"] != row["email"].strip()
 
 
-def _write_products(plan: _Plan, sink: _Sink) -> None:
+def _write_products(plan: _Plan, sink: _Sink, tally: Counter) -> None:
     for j in range(plan.n["products"]):
         p = _product(plan.seed, j)
         sink.add(p | {"price": _money(p["price"]), "market_price": _money(p["market_price"])})
+        tally[("is_active", p["is_active"])] += 1
 
 
 class _Sink:
@@ -650,6 +660,8 @@ class DemoSummary:
         lines.append(
             "  unknown status codes: " + ", ".join(f"{c} ({n:,})" for c, n in codes.items())
         )
+        zero = ", ".join(f"{where} {n:,}" for where, n in d["zero_dates"].items())
+        lines.append(f"  zero dates: {zero}")
         return "\n".join(lines)
 
 
@@ -744,6 +756,12 @@ def _seeded_defects(plan: _Plan, tally: Counter) -> dict[str, Any]:
             "unknown_status_codes": {
                 "legacy_a.orders.status": {str(UNKNOWN_STATUS): orders["unknown_status"]},
             },
+            "zero_dates": {"legacy_a.logistics.delivered_at": orders["zero_delivery"]},
+            # not a defect: the TINYINT(1) flag's values, for checking what loads as booleans
+            "flags": {
+                "legacy_a.products.is_active": {"1": tally[("is_active", 1)]}
+                | {"0": tally[("is_active", 0)]}
+            },
             "status_vocabularies": {
                 "legacy_a.orders.status": {str(c): name for c, name in ls.A_STATUS_NAMES.items()},
                 "legacy_b.sales_orders.state": list(ls.B_STATES),
@@ -815,7 +833,7 @@ def build_demo_sources(
         sinks[table.name] = _Sink(truth_engine, table, chunk_size, progress)
     tally: Counter = Counter()
     _write_customers(plan, sinks, tally)
-    _write_products(plan, sinks["products"])
+    _write_products(plan, sinks["products"], tally)
     _write_a_orders(plan, sinks, tally)
     _write_b_orders(plan, sinks, tally)
     _write_activity(plan, sinks)

@@ -12,6 +12,8 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from runbook_lib.type_rules import TYPE_RULES
+
 ValueAdapter = Callable[[object], object]
 ChunkWriter = Callable[[sa.Connection, sa.Table, list[str], list[tuple]], None]
 
@@ -22,8 +24,12 @@ def _naive_utc(value: object) -> object:
     return value
 
 
-def _sqlite_value(value: object) -> object:
-    # SQLite has no decimal type: text keeps the exact digits the mapping produced.
+def _decimal_text(value: object) -> object:
+    # no decimal type: text keeps the exact digits the mapping produced
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def _decimal_text_naive_utc(value: object) -> object:
     if isinstance(value, Decimal):
         return str(value)
     return _naive_utc(value)
@@ -33,16 +39,16 @@ def _server_value(value: object) -> object:
     return value
 
 
-def _mysql_value(value: object) -> object:
-    # MySQL DATETIME has no zone: the target convention is naive UTC.
-    return _naive_utc(value)
-
+# (decimal rule, datetime rule) of ``type_rules`` → how a value is bound
+_ADAPTER_BY_RULES: dict[tuple[str, str], ValueAdapter] = {
+    ("numeric", "aware"): _server_value,
+    ("numeric", "naive_utc"): _naive_utc,
+    ("text", "aware"): _decimal_text,
+    ("text", "naive_utc"): _decimal_text_naive_utc,
+}
 
 VALUE_ADAPTERS: dict[str, ValueAdapter] = {
-    "sqlite": _sqlite_value,
-    "postgresql": _server_value,
-    "mysql": _mysql_value,
-    "mariadb": _mysql_value,
+    name: _ADAPTER_BY_RULES[(rules.decimal, rules.datetime)] for name, rules in TYPE_RULES.items()
 }
 
 
@@ -88,7 +94,7 @@ def register_writer(dialect: str, writer: ChunkWriter) -> None:
 
 
 def adapter_for(dialect: str) -> ValueAdapter:
-    """How values are bound for ``dialect`` (unknown dialects bind as they are)."""
+    """How values are bound for ``dialect``, by its type rules (unknown: as they are)."""
     return VALUE_ADAPTERS.get(dialect, _server_value)
 
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import Column, Index, Integer, MetaData, Numeric, String, Table
+from sqlalchemy.dialects import mysql
 
 # utf8mb4, not MySQL's three-byte "utf8": Chinese names must survive a MariaDB round trip.
 _MYSQL = {"mysql_charset": "utf8mb4", "mysql_engine": "InnoDB"}
+# A legacy flag as MySQL shops declare one: BOOL is TINYINT(1), holding 0/1; SQLite: INTEGER.
+_FLAG = Integer().with_variant(mysql.TINYINT(display_width=1), "mysql", "mariadb")
 
 LEGACY_A_METADATA = MetaData()
 LEGACY_B_METADATA = MetaData()
@@ -21,7 +24,8 @@ CRM_METADATA = MetaData()
 # Written only when a caller asks for it (tests); the product never reads it.
 TRUTH_METADATA = MetaData()
 
-# Legacy A: the original Chinese shop. Times are local Asia/Shanghai text, amounts are yuan.
+# Legacy A: the original Chinese shop. Times are local Asia/Shanghai text (some missing ones are
+# MySQL zero dates), amounts are yuan.
 A_USERS = Table(
     "users",
     LEGACY_A_METADATA,
@@ -45,6 +49,7 @@ A_PRODUCTS = Table(
     Column("stock", Integer),
     Column("price", Numeric(12, 2)),
     Column("market_price", Numeric(12, 2)),
+    Column("is_active", _FLAG),
     **_MYSQL,
 )
 A_ORDERS = Table(

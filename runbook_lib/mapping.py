@@ -709,6 +709,7 @@ _WIDENING = {
     ("boolean", "integer"),
 }
 _CASTS = {
+    "boolean": "to_bool",
     "datetime": "parse_datetime or epoch_to_utc",
     "decimal": "money or to_decimal",
     "integer": "to_int",

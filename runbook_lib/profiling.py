@@ -175,15 +175,17 @@ def column_formats(
 ) -> tuple[dict[str, int], int]:
     """Rows per format found in a text column, and how many distinct shapes it has.
 
-    A shape that a date format reads (tried on the shape's smallest value) is named by that
+    A shape that a date format reads (tried on the shape's largest value) is named by that
     format; any other shape is shown as itself, with ``letters`` also turned into ``a``/``A``
     (phones, person tables: a letter in a number is a defect worth seeing, the letter is not).
     A column with more than ``MAX_SHAPES`` shapes is free text: no formats are listed.
     """
     col = source.c[column]
     shape = shape_of(col).label("shape")
+    # the largest value names the shape: a MySQL zero date shares the shape of the dates around
+    # it and would be the smallest
     query = (
-        sa.select(shape, sa.func.count().label("n"), sa.func.min(col).label("example"))
+        sa.select(shape, sa.func.count().label("n"), sa.func.max(col).label("example"))
         .select_from(source)
         .where(col.is_not(None))
         .group_by(shape)

@@ -9,7 +9,9 @@ Each rule reads what the spec declares rather than table names:
 * ``mixed_date_formats`` from the formats profiled in text columns;
 * ``mixed_amount_units`` and ``mixed_time_zones`` (in ``conversions``) from the options of
   ``money``/``convert_*`` and ``parse_datetime``/``epoch_to_utc`` of one target column's sources;
-* ``irregular_names`` for the inputs of ``split_name``; ``untrimmed_text``; ``duplicate_key``.
+* ``irregular_names`` for the inputs of ``split_name``; ``untrimmed_text``; ``duplicate_key``;
+* ``zero_date``: MySQL zero dates among the inputs of ``parse_datetime``, which reads them as no
+  date: they load as NULL, so they are counted here rather than passing unseen.
 
 Orphans and their cascades are in ``references``; duplicate people across systems in
 ``duplicates``. Examples name source keys, with values masked by their column's classification.
@@ -30,6 +32,7 @@ from runbook_lib.mapped import MappedColumn, MappedSource, filter_clauses
 from runbook_lib.masking import mask_value
 from runbook_lib.profiling import ColumnProfile
 from runbook_lib.transforms import name_kind
+from runbook_lib.type_rules import is_zero_date
 
 SEVERITIES = ("error", "warning", "info")
 EXAMPLES = 3
@@ -92,6 +95,7 @@ class ColumnCheck:
     rows: Counter = field(default_factory=Counter)  # rule -> rows
     failing: dict[str, list[tuple]] = field(default_factory=dict)  # rule -> distinct inputs
     truncated: bool = False
+    zero_dates: Counter = field(default_factory=Counter)  # zero-date input -> rows
 
     @property
     def quarantines(self) -> bool:
@@ -122,8 +126,11 @@ def run_column_check(
     for clause in filter_clauses(pipeline.source):
         query = query.where(clause)
     check = ColumnCheck(pipeline, column)
+    dated = len(column.inputs) == 1 and any(t.name == "parse_datetime" for t, _ in column.steps)
     result = connection.execution_options(stream_results=True, yield_per=20_000).execute(query)
     for *values, rows in result:
+        if dated and is_zero_date(values[0]):
+            check.zero_dates[values[0]] += rows
         try:
             column.apply(*values)
         except TransformError as exc:
@@ -194,6 +201,33 @@ def transform_findings(connection: sa.Connection, check: ColumnCheck) -> list[Fi
             )
         )
     return findings
+
+
+def zero_date_findings(connection: sa.Connection, check: ColumnCheck) -> list[Finding]:
+    """How many rows of a ``parse_datetime`` input hold a MySQL zero date (read as no date)."""
+    if not check.zero_dates:
+        return []
+    pipeline, column = check.pipeline, check.column
+    rows = sum(check.zero_dates.values())
+    classification = classify_column(pipeline.table, column.inputs[0])[0]
+    zero = [(value,) for value in check.zero_dates]
+    spellings: Counter = Counter()
+    for value, n in check.zero_dates.items():
+        spellings[value.strip()] += n
+    return [
+        Finding(
+            rule="zero_date",
+            severity="warning",
+            system=pipeline.system,
+            table=pipeline.table,
+            column=column.inputs[0],
+            count=rows,
+            detail=f"{rows:,} rows hold a MySQL zero date, which means no date: parse_datetime "
+            "reads it as NULL (a column that requires a value quarantines the row)",
+            examples=example_keys(connection, pipeline, column.inputs, zero, classification),
+            breakdown=dict(sorted(spellings.items())),
+        )
+    ]
 
 
 def _failing_values(connection, pipeline, column, failing, classification) -> dict[str, int]:

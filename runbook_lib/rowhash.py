@@ -3,9 +3,10 @@
 For PostgreSQL and MySQL/MariaDB the canonical text of a row (``hashing.canonical`` of every
 value, joined by the field separator) is built in SQL, hashed with sha256 there, and summed per
 key range, so only ``(range, rows, sum)`` triples, and later the hashes of a few ranges, cross the
-wire. A dialect is one registration in ``HASH_DIALECTS``; any other dialect (SQLite, whose
-decimals are text and which has no sha256) and any column type without a SQL spelling fall back
-to reading the rows and hashing them in Python with the very same functions, streamed.
+wire. Which dialects hash in SQL, and with which spelling, is their ``row_hash`` rule in
+``type_rules`` (``HASH_DIALECTS`` is built from it); any other dialect (SQLite, whose decimals are
+text and which has no sha256) and any column type without a SQL spelling fall back to reading the
+rows and hashing them in Python with the very same functions, streamed.
 
 ``tests/test_validation_dialects.py`` checks, on the real servers, that the SQL text, range and
 hash equal what Python computes from the values it reads.
@@ -21,6 +22,7 @@ from sqlalchemy.dialects import postgresql
 
 from runbook_lib.dialects import key_in
 from runbook_lib.hashing import ROW_HASH_HEX_DIGITS, SUM_MASK, key_bucket, row_hash
+from runbook_lib.type_rules import TYPE_RULES
 
 Expr = sa.ColumnElement
 Sums = dict[str, tuple[int, int]]  # key range → (rows, sum of row hashes modulo 2**64)
@@ -157,10 +159,10 @@ MYSQL = HashDialect(
 )
 
 
+SPELLINGS: dict[str, HashDialect] = {"postgresql": POSTGRESQL, "mysql": MYSQL}
+
 HASH_DIALECTS: dict[str, HashDialect] = {
-    "postgresql": POSTGRESQL,
-    "mysql": MYSQL,
-    "mariadb": MYSQL,
+    name: SPELLINGS[rules.row_hash] for name, rules in TYPE_RULES.items() if rules.row_hash
 }
 
 

@@ -1,8 +1,9 @@
 """The new platform's schema (the demo target) and the column types that keep values exact.
 
 The names here are the contract tests and users rely on (DESIGN.md). Two portable types make
-every dialect round-trip the same values: ``ExactDecimal`` (SQLite has no decimal type, so it is
-stored as text there) and ``UtcDateTime`` (timestamps are always timezone-aware UTC in Python).
+every dialect round-trip the same values, each storing as the dialect's ``type_rules`` say:
+``ExactDecimal`` (NUMERIC, or canonical text where the dialect has no decimal type) and
+``UtcDateTime`` (timezone-aware UTC in Python; TIMESTAMP WITH TIME ZONE, or naive UTC).
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator
+
+from runbook_lib.type_rules import MYSQL, rules_for
 
 
 class ExactDecimal(TypeDecorator):
-    """NUMERIC(precision, scale) on servers, canonical text on SQLite; always ``Decimal`` in Python."""
+    """NUMERIC(precision, scale), or canonical text by the type rules; ``Decimal`` in Python."""
 
     impl = sa.Numeric
     cache_ok = True
@@ -26,7 +28,7 @@ class ExactDecimal(TypeDecorator):
         self.scale = scale
 
     def load_dialect_impl(self, dialect):
-        if dialect.name == "sqlite":
+        if rules_for(dialect.name).decimal == "text":
             return dialect.type_descriptor(sa.String(40))
         return dialect.type_descriptor(sa.Numeric(self.impl.precision, self.scale, asdecimal=True))
 
@@ -34,7 +36,7 @@ class ExactDecimal(TypeDecorator):
         if value is None:
             return None
         value = Decimal(value).quantize(Decimal(1).scaleb(-self.scale))
-        return str(value) if dialect.name == "sqlite" else value
+        return str(value) if rules_for(dialect.name).decimal == "text" else value
 
     def process_result_value(self, value, dialect):
         if value is None:
@@ -43,16 +45,13 @@ class ExactDecimal(TypeDecorator):
 
 
 class UtcDateTime(TypeDecorator):
-    """TIMESTAMP WITH TIME ZONE where it exists; naive UTC elsewhere; aware UTC in Python."""
+    """TIMESTAMP WITH TIME ZONE, or naive UTC, by the type rules; aware UTC in Python."""
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
 
     def load_dialect_impl(self, dialect):
-        if dialect.name in ("mysql", "mariadb"):
-            # plain DATETIME has no fraction: MySQL would drop the microseconds silently
-            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
-        return dialect.type_descriptor(sa.DateTime(timezone=True))
+        return dialect.type_descriptor(rules_for(dialect.name).datetime_type())
 
     def process_bind_param(self, value, dialect):
         if value is None:
@@ -62,7 +61,7 @@ class UtcDateTime(TypeDecorator):
                 f"naive datetime {value!r}: the target stores UTC, give an aware value"
             )
         value = value.astimezone(UTC)
-        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+        return value if rules_for(dialect.name).datetime == "aware" else value.replace(tzinfo=None)
 
     def process_result_value(self, value, dialect):
         if value is None:
@@ -81,7 +80,7 @@ def _source_columns() -> list[sa.Column]:
 
 
 TARGET_METADATA = sa.MetaData()
-_TABLE_OPTIONS = {"mysql_charset": "utf8mb4", "mysql_engine": "InnoDB"}
+_TABLE_OPTIONS = {"mysql_charset": MYSQL.charset, "mysql_engine": "InnoDB"}
 
 customers = sa.Table(
     "customers",
@@ -119,6 +118,7 @@ products = sa.Table(
     sa.Column("price", ExactDecimal(14, 2)),
     sa.Column("market_price", ExactDecimal(14, 2)),
     sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("is_active", sa.Boolean),  # BOOLEAN; MySQL's BOOL is TINYINT(1) (type_rules)
     *_source_columns(),
     sa.UniqueConstraint("source_system", "source_key", name="uq_products_source"),
     **_TABLE_OPTIONS,

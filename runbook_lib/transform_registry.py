@@ -51,7 +51,7 @@ def register(
 
     Options are the function's keyword-only parameters; those without a default are required.
     ``returns`` is the type family of the result (``text``, ``integer``, ``decimal``,
-    ``datetime``; ``None``: the input's family, or for ``map_values`` its values'), which the
+    ``datetime``, ``boolean``; ``None``: the input's family, or for ``map_values`` its values'), which the
     spec check compares with the target column. ``can_fail=False`` marks a transform that never
     raises ``TransformError``, so the assessment need not run it over the data.
     """

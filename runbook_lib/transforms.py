@@ -3,15 +3,15 @@
 A spec names a transform and its keyword options; the loader looks it up with
 :func:`get_transform` and calls it once per value (or per tuple of values for ``inputs > 1``).
 The registry is ``transform_registry``; the transforms live by family in ``transforms_text``
-(text, lookups, derived keys), ``transforms_money``, ``transforms_names``, ``transforms_dates``
-and ``transforms_contacts``. Importing this module registers them all, and everything a caller
+(text, lookups, derived keys), ``transforms_money``, ``transforms_names``, ``transforms_dates``,
+``transforms_flags`` and ``transforms_contacts``. Importing this module registers them all, and everything a caller
 needs is importable from here.
 
 Conventions every transform follows:
 
 - ``None`` in gives ``None`` out (a tuple of ``None`` for multi-output transforms); only
   ``required`` is about presence. A blank string is missing data too for the parsing transforms
-  (numbers, money, dates, names, email, phone): it gives ``None``, never a quarantine.
+  (numbers, money, dates, flags, names, email, phone): it gives ``None``, never a quarantine.
 - A value that cannot be transformed raises :class:`~runbook_lib.errors.TransformError` whose
   ``rule`` is the quarantine rule. Messages describe the value's shape, or mask it, and never echo
   an email address or phone number in full.
@@ -42,6 +42,7 @@ from runbook_lib.transforms_contacts import (
     phone_e164,
 )
 from runbook_lib.transforms_dates import _compile_format, _to_utc, epoch_to_utc, parse_datetime
+from runbook_lib.transforms_flags import to_bool
 from runbook_lib.transforms_money import (
     convert_amount,
     convert_currency,
@@ -93,6 +94,7 @@ __all__ = [
     "required",
     "split_name",
     "strip",
+    "to_bool",
     "to_decimal",
     "to_int",
     "upper",

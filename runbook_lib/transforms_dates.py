@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from runbook_lib.errors import TransformError
 from runbook_lib.transform_registry import register, value_shape
 from runbook_lib.transforms_money import to_int
+from runbook_lib.type_rules import ZERO_DATES
 
 # The subset of strptime directives parsed here without strptime, with strptime's own patterns
 # (CPython Lib/_strptime.py); tests check agreement with datetime.strptime.
@@ -174,6 +175,7 @@ def parse_datetime(value: Any, *, formats: list[str], tz: str) -> datetime | Non
 
     ``tz`` is the IANA zone of naive source values; date-only formats give local midnight.
     A datetime passes through (naive ones are localized to ``tz``); a date is local midnight.
+    A MySQL zero date (``'0000-00-00 00:00:00'``, text as PyMySQL returns it) is no date: None.
     """
     cached = _PARSERS.get((id(formats), tz))
     if cached is not None and cached[0] is formats:
@@ -192,6 +194,8 @@ def parse_datetime(value: Any, *, formats: list[str], tz: str) -> datetime | Non
             moment = parse(text)
             if moment is not None:
                 return _in_range_utc(moment, zone, text)
+        if text in ZERO_DATES:  # MySQL's "no date"; the assessment counts them (zero_date)
+            return None
         raise TransformError(
             "unparseable_datetime",
             f"{value_shape(text)} matches none of the formats {list(key)}",

@@ -7,7 +7,8 @@
   12 duplicate customer records (6 people in two systems, 2 in three, 2 second accounts in
   legacy A), 7 orphan legacy A orders and 3 orphan legacy B sales orders, 4 legacy A orders
   without amount and 4 without order time, 2 with an unknown status code, negative quantities in
-  7 legacy A items and 3 legacy B lines. Tests read the counts from the summary, not from here.
+  7 legacy A items and 3 legacy B lines, 4 MySQL zero dates in legacy A's logistics.delivered_at;
+  products carry a 0/1 ``is_active`` flag. Tests read the counts from the summary, not from here.
 * ``postgres_url`` / ``mariadb_url`` — a fresh database on the local server, dropped afterwards;
   skipped when the server is absent, a failure when ``CI=true``.
 """

@@ -154,7 +154,7 @@ def test_same_seed_builds_identical_tables(demo, tmp_path):
 
 # Changes only when the generator or its vocabulary changes on purpose; a change of Python version
 # or machine must leave it alone (Random is seeded with str and only random() is called).
-FINGERPRINT = "003c655af4b33b33221874dc1c36928b62845d0c42074f24da105e20e067b616"
+FINGERPRINT = "20a70a993365b9459e9cf465192e0877a51aa1eddc283957d3230e523963e065"
 
 
 def test_a_build_matches_its_recorded_fingerprint(demo):
@@ -451,6 +451,34 @@ def test_unknown_status_codes_recount(demo):
     )
 
 
+def test_zero_dates_recount_and_sit_only_where_a_delivery_was_due(demo):
+    rows = demo.query(
+        "legacy_a",
+        "SELECT l.delivered_at, l.signed_at, o.status FROM logistics l "
+        "JOIN orders o ON o.id = l.order_id WHERE l.delivered_at LIKE '0000%'",
+    )
+
+    recorded = demo.summary.seeded_defects["zero_dates"]
+    assert recorded == {"legacy_a.logistics.delivered_at": len(rows)}
+    assert len(rows) >= 2
+    assert {delivered for delivered, _, _ in rows} == {"0000-00-00 00:00:00"}
+    assert {status for _, _, status in rows} == {3}  # completed orders: a delivery was due
+    elsewhere = demo.scalar(
+        "legacy_a",
+        "SELECT count(*) FROM logistics WHERE shipped_at LIKE '0000%' OR signed_at LIKE '0000%'",
+    )
+    assert elsewhere == 0
+
+
+def test_product_flags_are_zero_or_one_and_recount(demo):
+    rows = demo.query("legacy_a", "SELECT is_active, count(*) FROM products GROUP BY is_active")
+
+    assert {str(flag): n for flag, n in rows} == demo.summary.seeded_defects["flags"][
+        "legacy_a.products.is_active"
+    ]
+    assert {flag for flag, _ in rows} == {0, 1}
+
+
 def test_times_stay_within_2021_to_2024_and_never_precede_what_they_refer_to(demo):
     first, last = datetime(2021, 1, 1), datetime(2024, 12, 31, 23, 59, 59)
     created = {
@@ -465,7 +493,8 @@ def test_times_stay_within_2021_to_2024_and_never_precede_what_they_refer_to(dem
             assert created[user] <= parse_local(ordered)
         if ordered is not None and paid is not None:
             assert parse_local(ordered) <= parse_local(paid)
-    times = [parse_local(t) for row in shipments for t in row if t is not None]
+    zero = "0000-00-00 00:00:00"  # MySQL's "no date", recounted below
+    times = [parse_local(t) for row in shipments for t in row if t not in (None, zero)]
     assert all(first <= t <= last for t in [*created.values(), *times])
     occurred = [parse_local(t) for _, t in events]
     assert occurred == sorted(occurred)  # the behaviour log is append-only
@@ -563,6 +592,13 @@ def test_legacy_a_builds_on_mariadb_with_chinese_text_intact(mariadb_url, tmp_pa
         with engine.connect() as conn:
             users = [tuple(r) for r in conn.execute(sa.text("SELECT * FROM users ORDER BY id"))]
             orders = [tuple(r) for r in conn.execute(sa.text("SELECT * FROM orders ORDER BY id"))]
+            flags = conn.execute(sa.text("SELECT sku, is_active FROM products ORDER BY sku")).all()
+            flag_type = conn.execute(
+                sa.text(
+                    "SELECT column_type FROM information_schema.columns WHERE table_schema = "
+                    "DATABASE() AND table_name = 'products' AND column_name = 'is_active'"
+                )
+            ).scalar_one()
     finally:
         engine.dispose()
 
@@ -571,3 +607,9 @@ def test_legacy_a_builds_on_mariadb_with_chinese_text_intact(mariadb_url, tmp_pa
     assert [row[:2] + row[3:] for row in orders] == [
         row[:2] + row[3:] for row in reference.query("legacy_a", "SELECT * FROM orders ORDER BY id")
     ]
+    # a legacy MySQL flag: BOOL is TINYINT(1), and PyMySQL hands its values over as 0/1 ints
+    assert flag_type == "tinyint(1)"
+    assert [tuple(r) for r in flags] == reference.query(
+        "legacy_a", "SELECT sku, is_active FROM products ORDER BY sku"
+    )
+    assert {type(flag) for _, flag in flags} == {int}

@@ -351,6 +351,33 @@ def test_text_into_an_integer_column_without_a_cast_is_refused(variant):
     )
 
 
+def test_a_legacy_integer_flag_into_a_boolean_column_needs_to_bool(variant):
+    products = ("products", "legacy_a.products")
+    check = variant(lambda d: source(d, products)["columns"]["is_active"].pop("transform"))
+
+    assert_problems(
+        check,
+        [
+            (
+                "targets.products.sources.legacy_a.products.columns.is_active",
+                "source is_active is integer, target is_active is boolean: add a transform that "
+                "casts it (to_bool)",
+            )
+        ],
+    )
+
+
+def test_coverage_shows_the_flag_going_from_the_sources_integer_to_the_targets_boolean(variant):
+    check = variant(lambda data: None)
+
+    flag = next(r for r in check.coverage if (r.table, r.column) == ("products", "is_active"))
+    assert (flag.status, flag.detail, flag.types) == (
+        "mapped",
+        "is_active → to_bool",
+        "INTEGER → BOOLEAN",
+    )
+
+
 def test_integer_into_a_text_column_needs_no_cast(variant):
     check = variant(
         lambda d: source(d, A_ORDERS)["columns"]["status"].pop("transform"),

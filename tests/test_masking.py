@@ -216,6 +216,7 @@ def test_products_columns_hold_no_personal_data():
         "stock": "other",
         "price": "financial",
         "market_price": "financial",
+        "is_active": "other",
     }
 
 

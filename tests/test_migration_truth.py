@@ -212,6 +212,43 @@ def test_order_and_shipment_times_are_utc_instants(loaded):
         assert shipment["shipped_at"] == _local(shipped[shipment["source_key"]], SHANGHAI)
 
 
+def test_zero_delivery_dates_load_as_no_date_and_other_deliveries_as_utc(loaded):
+    delivered = {
+        str(r["id"]): r["delivered_at"]
+        for r in loaded.rows("legacy_a", "SELECT id, delivered_at FROM logistics")
+    }
+    with loaded.ctx.target_engine().connect() as connection:
+        shipments = connection.execute(sa.select(schema.shipments)).mappings().all()
+
+    zero = 0
+    for shipment in shipments:
+        source = delivered[shipment["source_key"]]
+        if source == "0000-00-00 00:00:00":
+            zero += 1
+            assert shipment["delivered_at"] is None
+        elif source is None:
+            assert shipment["delivered_at"] is None
+        else:
+            assert shipment["delivered_at"] == _local(source, SHANGHAI)
+    # every planted zero date reached the target (none sat on a quarantined shipment)
+    assert zero == loaded.summary.seeded_defects["zero_dates"]["legacy_a.logistics.delivered_at"]
+
+
+def test_product_flags_load_as_booleans(loaded):
+    flags = {
+        r["sku"]: r["is_active"]
+        for r in loaded.rows("legacy_a", "SELECT sku, is_active FROM products")
+    }
+    with loaded.ctx.target_engine().connect() as connection:
+        products = connection.execute(sa.select(schema.products)).mappings().all()
+
+    assert len(products) == len(flags)
+    assert {p["sku"]: p["is_active"] for p in products} == {s: f == 1 for s, f in flags.items()}
+    assert {type(p["is_active"]) for p in products} == {bool}
+    recorded = loaded.summary.seeded_defects["flags"]["legacy_a.products.is_active"]
+    assert sum(p["is_active"] for p in products) == recorded["1"]
+
+
 def test_customer_creation_times_are_the_survivors_local_times_in_utc(loaded):
     users = {
         str(r["id"]): r["created_at"]

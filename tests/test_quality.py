@@ -156,6 +156,19 @@ def test_unknown_status_codes_are_found_with_their_values(assessed):
     assert finding.breakdown == codes
 
 
+def test_zero_dates_are_counted_exactly_per_column_with_example_keys(assessed):
+    report, seeded = assessed
+    for where, n in seeded["zero_dates"].items():
+        finding = one(report, "zero_date", where)
+        assert finding.count == n, where
+        assert finding.severity == "warning"  # loaded, as NULL: altered, not quarantined
+        assert finding.breakdown == {"0000-00-00 00:00:00": n}
+        assert len(finding.examples) == min(n, 3)
+        assert all(e.startswith("id=") and "0000-00-00 00:00:00" in e for e in finding.examples)
+    # the column parses clean otherwise: a zero date is no unparseable_datetime
+    assert one(report, "unparseable_datetime", "legacy_a.logistics.delivered_at") is None
+
+
 def test_one_field_names_are_counted_by_how_they_split(assessed):
     report, seeded = assessed
     for where, kinds in seeded["name_kinds"].items():
@@ -182,6 +195,7 @@ def test_every_error_and_warning_has_a_seeded_cause(assessed):
     expected |= {("mixed_date_formats", w) for w in seeded["date_formats"]}
     expected |= {("missing_required", w) for w in seeded["missing_required"]}
     expected |= {("unmapped_value", w) for w in seeded["unknown_status_codes"]}
+    expected |= {("zero_date", w) for w in seeded["zero_dates"]}
     expected |= {
         ("orphan_foreign_key", w)
         for w in (

@@ -144,6 +144,7 @@ def test_none_in_gives_none_out_for_every_transform_but_required(name):
 
 
 PARSING = [
+    "to_bool",
     "to_int",
     "to_decimal",
     "money",
@@ -270,6 +271,75 @@ def test_non_negative_passes_zero_and_positives_and_rejects_negatives():
     assert rule_of(tr.non_negative, -1) == "negative_quantity"
     assert rule_of(tr.non_negative, "-0.01") == "negative_quantity"
     assert rule_of(tr.non_negative, "lots") == "invalid_decimal"
+
+
+# --------------------------------------------------------------------------------------------
+# Flags
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1, True),
+        (0, False),
+        (True, True),
+        (False, False),
+        (Decimal("1.00"), True),
+        (0.0, False),
+        (b"\x01", True),  # MySQL BIT(1) through PyMySQL
+        (b"\x00", False),
+        ("Y", True),
+        (" n ", False),
+        ("TRUE", True),
+        ("false", False),
+        ("Yes", True),
+        ("no", False),
+        ("t", True),
+        ("F", False),
+        ("on", True),
+        ("OFF", False),
+        ("1", True),
+        (" 0", False),
+        (None, None),
+        ("", None),
+    ],
+)
+def test_to_bool_reads_tinyint_flags_and_yes_no_spellings(value, expected):
+    assert tr.to_bool(value) is expected
+
+
+@pytest.mark.parametrize(
+    "value", [2, -1, 127, Decimal("0.5"), float("nan"), "maybe", "10", "yes!", b"\x02", [1]]
+)
+def test_to_bool_refuses_anything_but_a_flag(value):
+    assert rule_of(tr.to_bool, value) == "invalid_boolean"
+
+
+def test_to_bool_error_describes_the_value_without_showing_it():
+    with pytest.raises(TransformError) as info:
+        tr.to_bool("Jane Doe")
+    assert "'Aaaa Aaa'" in info.value.message and "Jane" not in info.value.message
+    assert "y/n" in info.value.message  # what would have been accepted
+    with pytest.raises(TransformError) as info:
+        tr.to_bool(42)
+    assert "42" not in info.value.message
+
+
+@given(st.text(alphabet="yesnotrufalYESNOTRUFAL \t", max_size=8))
+def test_to_bool_accepts_exactly_the_listed_spellings_in_any_case_and_spacing(text):
+    word = text.strip().casefold()
+    if not word:
+        assert tr.to_bool(text) is None
+    elif word in ("y", "yes", "t", "true", "on"):
+        assert tr.to_bool(text) is True
+    elif word in ("n", "no", "f", "false", "off"):
+        assert tr.to_bool(text) is False
+    else:
+        assert rule_of(tr.to_bool, text) == "invalid_boolean"
+
+
+def test_to_bool_returns_the_boolean_family_so_the_spec_check_accepts_it_into_boolean_columns():
+    assert tr.get_transform("to_bool").returns == "boolean"
 
 
 # --------------------------------------------------------------------------------------------
@@ -535,6 +605,22 @@ def test_parse_datetime_error_names_the_shape_of_the_value_not_the_value():
 @pytest.mark.parametrize("value", ["2023-02-30", "2023-05-01 08:00", "20230501", 20230501, 1.5])
 def test_parse_datetime_rejects_impossible_dates_and_other_shapes(value):
     assert rule_of(tr.parse_datetime, value, formats=["%Y-%m-%d"], tz=SHANGHAI) == (
+        "unparseable_datetime"
+    )
+
+
+@pytest.mark.parametrize(
+    "value", ["0000-00-00 00:00:00", "0000-00-00", " 0000-00-00 00:00:00.000000 "]
+)
+def test_parse_datetime_reads_a_mysql_zero_date_as_no_date(value):
+    # PyMySQL returns a zero DATETIME as this text; it means "no date", not a bad value
+    assert tr.parse_datetime(value, formats=["%Y-%m-%d %H:%M:%S"], tz=SHANGHAI) is None
+
+
+@pytest.mark.parametrize("value", ["2023-00-00 00:00:00", "0000-01-01 00:00:00", "00000000"])
+def test_parse_datetime_still_rejects_a_partly_zero_date(value):
+    # a month or day of zero next to a real year is a defect to quarantine, not "no date"
+    assert rule_of(tr.parse_datetime, value, formats=["%Y-%m-%d %H:%M:%S"], tz=SHANGHAI) == (
         "unparseable_datetime"
     )
 

@@ -95,6 +95,7 @@ def _check_sql_equals_python(engine: sa.Engine, mariadb: bool) -> None:
         *(dialect.canonical(c, t) for c, t in typed),
         *(table.c[c] for c in COLUMNS),
     )
+    written = {row["source_key"]: row for row in _rows(naive_times=mariadb)}
     checked = 0
     with engine.connect() as connection:
         for row in connection.execute(query):
@@ -102,6 +103,10 @@ def _check_sql_equals_python(engine: sa.Engine, mariadb: bool) -> None:
             sql_values = row[4 : 4 + len(COLUMNS)]
             values = row[4 + len(COLUMNS) :]
             assert list(sql_values) == [canonical(v) for v in values], key
+            # a flag the mapping made a bool (to_bool) hashes as the database stores it: MariaDB's
+            # BOOL is TINYINT(1) and reads back 0/1, PostgreSQL's is a boolean
+            flag = sql_values[COLUMNS.index("flag")]
+            assert flag == canonical(written[key]["flag"]), key
             assert sql_text == f"{key}\x1f{row_text(values)}", key
             assert int(sql_hash) == row_hash(key, values), key
             assert sql_bucket == key_bucket(key, 5), key
