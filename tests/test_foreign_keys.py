@@ -72,11 +72,19 @@ def test_a_key_the_data_breaks_is_named_and_stays_recorded(family):
         ]
 
 
-def test_a_full_load_into_postgresql_ends_with_every_key_back(project, postgres_url):
+@pytest.fixture
+def demo_target(project, postgres_url):
+    """The ci demo's sources and an empty target schema on PostgreSQL."""
     build_demo("ci", project)
     ctx = StageContext(load_params("ci", project_root=project), None)
     target = sa.create_engine(postgres_url)
     create_target_schema(target)
+    yield ctx, target
+    target.dispose()
+
+
+def test_a_full_load_into_postgresql_ends_with_every_key_back(demo_target):
+    ctx, target = demo_target
     before = _keys(target)
     assert len(before) >= 6  # customers' crosswalk, orders, items, carts, shipments, events
     report = loading.load(
@@ -93,14 +101,10 @@ def test_a_full_load_into_postgresql_ends_with_every_key_back(project, postgres_
     assert _keys(target) == before
     with target.connect() as connection:
         assert foreign_keys.pending(connection, "run-fk") == []
-    target.dispose()
 
 
-def test_rollback_of_a_load_that_died_with_its_keys_suspended_restores_them(project, postgres_url):
-    build_demo("ci", project)
-    ctx = StageContext(load_params("ci", project_root=project), None)
-    target = sa.create_engine(postgres_url)
-    create_target_schema(target)
+def test_rollback_of_a_load_that_died_with_its_keys_suspended_restores_them(demo_target):
+    ctx, target = demo_target
     before = _keys(target)
     tables = loading.touched_tables(ctx.spec)
     snap = backup.snapshot(target, tables, "run-dead")
@@ -116,4 +120,3 @@ def test_rollback_of_a_load_that_died_with_its_keys_suspended_restores_them(proj
     report = backup.restore(target, snap)
     assert report.passed
     assert _keys(target) == before
-    target.dispose()
