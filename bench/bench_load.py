@@ -17,62 +17,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import sqlite3
-import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
-
-ROOT = Path(__file__).resolve().parent.parent
-ADMIN_URL = os.environ.get(
-    "RUNBOOK_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+from common import (
+    SYSTEMS,
+    peak_rss_mb,
+    run_contender,
+    scratch_database,
+    source_engines,
+    source_rows,
+    sources_for,
 )
-SYSTEMS = ("legacy_a", "legacy_b", "crm")
-
-
-def sources_for(orders: int) -> Path:
-    """Build (once) the demo sources at this size; returns their folder."""
-    from runbook_lib.connections import make_engine
-    from runbook_lib.demo_data import build_demo_sources
-
-    folder = ROOT / "work" / "bench" / str(orders)
-    marker = folder / "built.json"
-    if marker.is_file():
-        return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    engines = {s: make_engine(sa.engine.make_url(f"sqlite:///{folder / s}.db")) for s in SYSTEMS}
-    started = time.perf_counter()
-    summary = build_demo_sources(engines, orders=orders, seed=20261121)
-    marker.write_text(
-        json.dumps({"seconds": time.perf_counter() - started, "rows": summary.row_counts})
-    )
-    return folder
-
-
-def source_rows(folder: Path) -> int:
-    counts = json.loads((folder / "built.json").read_text())["rows"]
-    return sum(sum(tables.values()) for tables in counts.values())
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_toolkit(folder: Path, url: str, chunk_size: int) -> dict:
-    from runbook_lib.connections import make_engine
+    from common import demo_spec
+
     from runbook_lib.loading import load
-    from runbook_lib.mapping import load_spec
     from runbook_lib.target_schema import create_target_schema
 
     target = sa.create_engine(url)
     create_target_schema(target)
-    spec = load_spec(ROOT / "params" / "mapping" / "demo.yaml")
-    sources = {s: make_engine(sa.engine.make_url(f"sqlite:///{folder / s}.db")) for s in SYSTEMS}
+    spec = demo_spec()
+    sources = source_engines(folder)
     started = time.perf_counter()
     report = load(
         spec,
@@ -140,44 +110,8 @@ CONTENDERS = {"toolkit": run_toolkit, "to_sql": run_to_sql, "copy": run_copy}
 
 def contender_main(name: str, folder: Path, url: str, chunk_size: int) -> None:
     result = CONTENDERS[name](folder, url, chunk_size)
-    result["peak_rss_mb"] = _peak_rss_mb()
+    result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result))
-
-
-def fresh_database() -> tuple[str, sa.Engine, str]:
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"runbook_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    return name, admin, url
-
-
-def measure(name: str, folder: Path, chunk_size: int) -> dict:
-    database, admin, url = fresh_database()
-    try:
-        completed = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--contender",
-                name,
-                "--folder",
-                str(folder),
-                "--url",
-                url,
-                "--chunk-size",
-                str(chunk_size),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return json.loads(completed.stdout.strip().splitlines()[-1])
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def main() -> None:
@@ -192,14 +126,15 @@ def main() -> None:
     if args.contender:
         contender_main(args.contender, Path(args.folder), args.url, args.chunk_size)
         return
-    folder = sources_for(args.orders)
+    folder = sources_for("bench", args.orders)
     print(
         f"demo at {args.orders:,} orders: {source_rows(folder):,} source rows (SQLite → PostgreSQL)"
     )
     print(f"{'contender':<10} {'seconds':>9} {'rows/s':>11} {'peak RSS':>10}  vs copy")
     results = {}
     for name in args.contenders.split(","):
-        results[name] = result = measure(name, folder, args.chunk_size)
+        with scratch_database("runbook_bench") as url:
+            results[name] = result = run_contender(__file__, name, folder, url, args.chunk_size)
         ratio = (
             f"{result['seconds'] / results['copy']['seconds']:.1f}x" if "copy" in results else ""
         )

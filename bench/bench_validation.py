@@ -33,61 +33,25 @@ import argparse
 import json
 import os
 import resource
-import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-ADMIN_URL = os.environ.get(
-    "RUNBOOK_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+from common import (
+    demo_spec,
+    peak_rss_mb,
+    run_contender,
+    scratch_database,
+    source_engines,
+    sources_for,
 )
-SYSTEMS = ("legacy_a", "legacy_b", "crm")
+
 TABLES = ("customers", "orders")
 KEYS = ["source_system", "source_key"]
 PLANTED_TABLE = "bench_planted"
 
 
 # --- set-up ----------------------------------------------------------------------------------
-
-
-def sources_for(orders: int) -> Path:
-    """Build (once) the demo sources at this size; returns their folder."""
-    from runbook_lib.connections import make_engine
-    from runbook_lib.demo_data import build_demo_sources
-
-    folder = ROOT / "work" / "bench_validation" / str(orders)
-    marker = folder / "built.json"
-    if marker.is_file():
-        return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    for system in SYSTEMS:
-        (folder / f"{system}.db").unlink(missing_ok=True)
-    engines = {s: make_engine(sa.engine.make_url(f"sqlite:///{folder / s}.db")) for s in SYSTEMS}
-    started = time.perf_counter()
-    summary = build_demo_sources(engines, orders=orders, seed=20261121)
-    for engine in engines.values():
-        engine.dispose()
-    marker.write_text(
-        json.dumps({"seconds": time.perf_counter() - started, "rows": summary.row_counts})
-    )
-    return folder
-
-
-def _sources(folder: Path) -> dict[str, sa.Engine]:
-    from runbook_lib.connections import make_engine
-
-    return {s: make_engine(sa.engine.make_url(f"sqlite:///{folder / s}.db")) for s in SYSTEMS}
-
-
-def _spec():
-    from runbook_lib.mapping import load_spec
-
-    return load_spec(ROOT / "params" / "mapping" / "demo.yaml")
 
 
 def load_target(folder: Path, url: str, chunk_size: int) -> float:
@@ -98,8 +62,8 @@ def load_target(folder: Path, url: str, chunk_size: int) -> float:
     create_target_schema(target)
     started = time.perf_counter()
     report = load(
-        _spec(),
-        _sources(folder),
+        demo_spec(),
+        source_engines(folder),
         target,
         run_id="bench",
         mode="full",
@@ -233,8 +197,8 @@ def run_toolkit(folder: Path, url: str, chunk_size: int) -> dict:
     target = sa.create_engine(url)
     started = time.perf_counter()
     report = validate(
-        _spec(),
-        _sources(folder),
+        demo_spec(),
+        source_engines(folder),
         target,
         run_id="bench",
         target_label="bench",
@@ -272,8 +236,8 @@ def _expected_frames(folder: Path, url: str, chunk_size: int):
     from runbook_lib.expected import compared_columns, expected_chunks
     from runbook_lib.loading import ordered_pipelines
 
-    spec = _spec()
-    sources = _sources(folder)
+    spec = demo_spec()
+    sources = source_engines(folder)
     target = sa.create_engine(url)
     metadata = sa.MetaData()
     metadata.reflect(target, only=["customers", "customer_xref", "orders"])
@@ -385,32 +349,10 @@ CONTENDERS = {"toolkit": run_toolkit, "datacompy": run_datacompy, "pandas": run_
 
 def contender_main(name: str, folder: Path, url: str, chunk_size: int) -> None:
     result = CONTENDERS[name](folder, url, chunk_size)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     # worker processes (the toolkit's, one per core): the largest of them, once they are done
-    result["worker_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    result["worker_rss_mb"] = peak_rss_mb(resource.RUSAGE_CHILDREN)
     print(json.dumps(result, default=str))
-
-
-def measure(name: str, folder: Path, url: str, chunk_size: int) -> dict:
-    completed = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--contender",
-            name,
-            "--folder",
-            str(folder),
-            "--url",
-            url,
-            "--chunk-size",
-            str(chunk_size),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if completed.returncode != 0:
-        raise SystemExit(f"{name} failed:\n{completed.stderr[-4000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def score(result: dict, planted: list[dict]) -> tuple[int, int, int]:
@@ -441,58 +383,44 @@ def main() -> None:
         return
     if args.workers:
         os.environ["BENCH_WORKERS"] = str(args.workers)  # inherited by the contender processes
-    folder = sources_for(args.orders)
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    database = None
-    try:
-        if args.target:
-            url = args.target
-            planted = read_planted(url)
-            print(f"reusing {sa.engine.make_url(url).database} with its planted differences")
-        else:
-            database = f"runbook_bench_validation_{uuid.uuid4().hex[:8]}"
-            with admin.connect() as connection:
-                connection.execute(sa.text(f'CREATE DATABASE "{database}"'))
-            url = (
-                sa.engine.make_url(ADMIN_URL)
-                .set(database=database)
-                .render_as_string(hide_password=False)
-            )
-            seconds = load_target(folder, url, args.chunk_size)
-            print(f"set-up: loaded {args.orders:,} orders' demo into {database} in {seconds:.1f} s")
-            planted = plant(url)
-        print(f"planted {len(planted)} differences:")
-        for p in planted:
-            print(
-                f"  {p['table']:<10} {p['source_system']}:{p['source_key']:<12} {p['kind']:<8} {p['what']}"
-            )
+    folder = sources_for("bench_validation", args.orders)
+    if args.target:
+        print(f"reusing {sa.engine.make_url(args.target).database} with its planted differences")
+        compare(args, folder, args.target, read_planted(args.target))
+        return
+    with scratch_database("runbook_bench_validation", keep=args.keep) as url:
+        seconds = load_target(folder, url, args.chunk_size)
+        database = sa.engine.make_url(url).database
+        print(f"set-up: loaded {args.orders:,} orders' demo into {database} in {seconds:.1f} s")
+        compare(args, folder, url, plant(url))
+
+
+def compare(args, folder: Path, url: str, planted: list[dict]) -> None:
+    print(f"planted {len(planted)} differences:")
+    for p in planted:
         print(
-            f"\n{'contender':<10} {'seconds':>8} {'peak RSS':>18} {'rows':>10} "
-            f"{'reported':>9} {'planted found':>14} {'other keys':>11}"
+            f"  {p['table']:<10} {p['source_system']}:{p['source_key']:<12} {p['kind']:<8} {p['what']}"
         )
-        for name in args.contenders.split(","):
-            result = measure(name, folder, url, args.chunk_size)
-            found, exact, other = score(result, planted)
-            memory = f"{result['peak_rss_mb']:.0f} MB"
-            if result.get("workers", 1) > 1:
-                memory += f" + {result['workers']}×{result['worker_rss_mb']:.0f}"
+    print(
+        f"\n{'contender':<10} {'seconds':>8} {'peak RSS':>18} {'rows':>10} "
+        f"{'reported':>9} {'planted found':>14} {'other keys':>11}"
+    )
+    for name in args.contenders.split(","):
+        result = run_contender(__file__, name, folder, url, args.chunk_size)
+        found, exact, other = score(result, planted)
+        memory = f"{result['peak_rss_mb']:.0f} MB"
+        if result.get("workers", 1) > 1:
+            memory += f" + {result['workers']}×{result['worker_rss_mb']:.0f}"
+        print(
+            f"{name:<10} {result['seconds']:>8.1f} {memory:>18} "
+            f"{result['rows']:>10,} {result['reported']:>9,} "
+            f"{f'{found}/10 ({exact} exact)':>14} {other:>11,}",
+            flush=True,
+        )
+        if "rebuild_seconds" in result:
             print(
-                f"{name:<10} {result['seconds']:>8.1f} {memory:>18} "
-                f"{result['rows']:>10,} {result['reported']:>9,} "
-                f"{f'{found}/10 ({exact} exact)':>14} {other:>11,}",
-                flush=True,
+                f"{'':<10} (of which {result['rebuild_seconds']:.1f} s rebuilding the expected rows)"
             )
-            if "rebuild_seconds" in result:
-                print(
-                    f"{'':<10} (of which {result['rebuild_seconds']:.1f} s rebuilding the expected rows)"
-                )
-    finally:
-        if database and not args.keep:
-            with admin.connect() as connection:
-                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        elif database:
-            print(f"kept: {url}")
-        admin.dispose()
 
 
 if __name__ == "__main__":

@@ -148,6 +148,20 @@ def key_in(column: sa.ColumnElement, values: list, dialect: str) -> list[sa.Colu
     return [column.in_(values[i : i + _IN_BATCH]) for i in range(0, len(values), _IN_BATCH)]
 
 
+# Keyed lookups into tables the load has just written (parents of the chunk's rows): their
+# pages are in cache, so a random read costs what a sequential one does. PostgreSQL's default
+# random_page_cost (4, for spinning disks) makes the planner scan a million-row parent table
+# for a few thousand keys instead of probing its unique index: measured 167 ms against 29 ms for
+# 6,000 order keys among 1,000,000 orders.
+_LOOKUP_SETTINGS = {"postgresql": ["SET LOCAL random_page_cost = 1.1"]}
+
+
+def begin_lookups(connection: sa.Connection) -> None:
+    """Start a read transaction tuned for keyed lookups into freshly loaded tables."""
+    for statement in _LOOKUP_SETTINGS.get(connection.dialect.name, []):
+        connection.exec_driver_sql(statement)
+
+
 def refresh_statistics(engine: sa.Engine, tables: list[str]) -> None:
     """ANALYZE the tables a bulk load filled.
 

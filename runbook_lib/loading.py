@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from runbook_lib import checkpoints, foreign_keys
 from runbook_lib.constraints import chunk_checker
 from runbook_lib.dedup import merge_chunk
-from runbook_lib.dialects import key_in, refresh_statistics, write_rows
+from runbook_lib.dialects import begin_lookups, key_in, refresh_statistics, write_rows
 from runbook_lib.errors import GateFailedError, RunbookError
 from runbook_lib.mapping import LoadedSpec
 from runbook_lib.pipeline import ColumnBatch, RowRejected, SourcePipeline, compile_pipelines
@@ -142,12 +142,12 @@ class LoadReport:
 
 def touched_tables(spec: LoadedSpec) -> list[str]:
     """Every target table a load writes, in load order (crosswalks after their merge target)."""
-    tables: list[str] = []
-    for name, target in spec.spec.targets.items():
-        tables.append(name)
-        if target.merge:
-            tables.append(target.merge.crosswalk)
-    return tables
+    return [table for name in spec.spec.targets for table in _tables_of(spec, name)]
+
+
+def _tables_of(spec: LoadedSpec, target_name: str) -> list[str]:
+    merge = spec.spec.targets[target_name].merge
+    return [target_name, *([merge.crosswalk] if merge else [])]
 
 
 def ordered_pipelines(spec: LoadedSpec) -> list[SourcePipeline]:
@@ -233,8 +233,11 @@ def load(
                 progress=progress,
             )
         )
-    refresh_statistics(target, touched_tables(spec))  # first: validating a key plans a join
-    with target.begin() as connection:
+        # Statistics now, not at the end: the next sources look rows up in this table chunk by
+        # chunk (their parents, their duplicates), and a planner that still thinks it empty
+        # scans it every time.
+        refresh_statistics(target, _tables_of(spec, pipeline.target_name))
+    with target.begin() as connection:  # after the statistics: validating a key plans a join
         foreign_keys.reinstate(connection, run_id)
     return LoadReport(
         mode=mode,
@@ -344,6 +347,7 @@ def _stream_source(
         for partition in result.partitions(chunk_size):
             batch, rejects = transform_batch(pipeline, partition)
             # Parents belong to earlier targets, already committed: safe to look up from here.
+            begin_lookups(lookups)
             batch = resolve_references(lookups, pipeline, metadata, batch, rejects)
             lookups.rollback()  # no read transaction held open between chunks
             if pending is not None:

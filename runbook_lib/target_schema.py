@@ -89,7 +89,7 @@ customers = sa.Table(
     sa.Column("first_name", sa.String(64)),
     sa.Column("last_name", sa.String(64)),
     sa.Column("email", sa.String(255), unique=True),
-    sa.Column("phone", sa.String(32)),
+    sa.Column("phone", sa.String(32), index=True),  # a match key of the merge: looked up per chunk
     sa.Column("created_at", UtcDateTime()),
     *_source_columns(),
     **_TABLE_OPTIONS,
