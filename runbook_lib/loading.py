@@ -324,9 +324,8 @@ def _stream_source(
 
     Reading, transforming and resolving the references of chunk N+1 overlaps with writing chunk
     N: a single writer thread commits the chunks one by one, in order, while this thread reads
-    ahead by one chunk. The
-    database does most of a write's work in its own process (COPY, indexes, foreign keys), so on
-    two cores the two halves run side by side; memory holds three chunks at most.
+    ahead by one chunk. The database does much of a write's work in its own process (COPY,
+    indexes), so on two cores the halves run side by side; memory holds three chunks at most.
     """
     write_chunk = _ChunkCommitter(pipeline, target, metadata, key)
     expected = counts["source_rows"] - sum(
