@@ -24,37 +24,17 @@ from pathlib import Path
 import sqlalchemy as sa
 from common import (
     SYSTEMS,
+    load_demo,
     peak_rss_mb,
     run_contender,
     scratch_database,
-    source_engines,
     source_rows,
     sources_for,
 )
 
 
 def run_toolkit(folder: Path, url: str, chunk_size: int) -> dict:
-    from common import demo_spec
-
-    from runbook_lib.loading import load
-    from runbook_lib.target_schema import create_target_schema
-
-    target = sa.create_engine(url)
-    create_target_schema(target)
-    spec = demo_spec()
-    sources = source_engines(folder)
-    started = time.perf_counter()
-    report = load(
-        spec,
-        sources,
-        target,
-        run_id="bench",
-        mode="full",
-        chunk_size=chunk_size,
-        max_reject_rate=1.0,
-        target_label="bench",
-    )
-    seconds = time.perf_counter() - started
+    report, seconds = load_demo(folder, url, chunk_size)
     return {"seconds": seconds, "rows": report.source_rows, "loaded": report.to_dict()["loaded"]}
 
 

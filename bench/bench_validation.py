@@ -39,6 +39,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from common import (
     demo_spec,
+    load_demo,
     peak_rss_mb,
     run_contender,
     scratch_database,
@@ -55,24 +56,7 @@ PLANTED_TABLE = "bench_planted"
 
 
 def load_target(folder: Path, url: str, chunk_size: int) -> float:
-    from runbook_lib.loading import load
-    from runbook_lib.target_schema import create_target_schema
-
-    target = sa.create_engine(url)
-    create_target_schema(target)
-    started = time.perf_counter()
-    report = load(
-        demo_spec(),
-        source_engines(folder),
-        target,
-        run_id="bench",
-        mode="full",
-        chunk_size=chunk_size,
-        max_reject_rate=1.0,
-        target_label="bench",
-    )
-    seconds = time.perf_counter() - started
-    target.dispose()
+    report, seconds = load_demo(folder, url, chunk_size)
     if not report.passed:
         raise SystemExit(f"the load did not pass:\n{report.render()}")
     return seconds

@@ -28,6 +28,8 @@ ADMIN_URL = os.environ.get(
 )
 SYSTEMS = ("legacy_a", "legacy_b", "crm")
 SEED = 20261121
+
+
 def generator_fingerprint() -> str:
     """A hash of the demo generator's code: sources it built before a change are rebuilt."""
     from runbook_lib import demo_data, legacy_schema
@@ -129,3 +131,31 @@ def run_contender(script: str, name: str, folder: Path, url: str, chunk_size: in
     if completed.returncode != 0:
         raise SystemExit(f"{name} failed:\n{completed.stderr[-4000:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def load_demo(folder: Path, url: str, chunk_size: int):
+    """The toolkit's full load of the demo sources into a new target schema at ``url``.
+
+    Returns (the load report, seconds spent loading, schema creation excluded).
+    """
+    from runbook_lib.loading import load
+    from runbook_lib.target_schema import create_target_schema
+
+    target = sa.create_engine(url)
+    create_target_schema(target)
+    sources = source_engines(folder)
+    started = time.perf_counter()
+    report = load(
+        demo_spec(),
+        sources,
+        target,
+        run_id="bench",
+        mode="full",
+        chunk_size=chunk_size,
+        max_reject_rate=1.0,
+        target_label="bench",
+    )
+    seconds = time.perf_counter() - started
+    for engine in (target, *sources.values()):
+        engine.dispose()
+    return report, seconds
