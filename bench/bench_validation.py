@@ -262,9 +262,11 @@ def _aligned(expected, actual):
     return expected, actual
 
 
-def run_datacompy(folder: Path, url: str, chunk_size: int) -> dict:
-    import datacompy
+def _compare_frames(folder: Path, url: str, chunk_size: int, differing) -> dict:
+    """A baseline: the expected frames against the target's, table by table.
 
+    ``differing(expected, actual)`` gives (kind, frame holding the KEYS columns) pairs.
+    """
     started = time.perf_counter()
     frames, target = _expected_frames(folder, url, chunk_size)
     rebuilt = time.perf_counter() - started
@@ -273,19 +275,13 @@ def run_datacompy(folder: Path, url: str, chunk_size: int) -> dict:
         actual = _target_frame(target, table, list(expected.columns))
         expected, actual = _aligned(expected, actual)
         rows += len(expected)
-        compare = datacompy.PandasCompare(expected, actual, join_columns=KEYS)
-        for kind, frame in (
-            ("missing", compare.df1_unq_rows),
-            ("extra", compare.df2_unq_rows),
-            ("changed", compare.all_mismatch()),
-        ):
+        for kind, frame in differing(expected, actual):
             found += [
                 {"table": table, "source_system": s, "source_key": k, "kind": kind}
                 for s, k in zip(frame["source_system"], frame["source_key"], strict=True)
             ]
-    seconds = time.perf_counter() - started
     return {
-        "seconds": seconds,
+        "seconds": time.perf_counter() - started,
         "rebuild_seconds": rebuilt,
         "reported": len(found),
         "found": found,
@@ -293,39 +289,40 @@ def run_datacompy(folder: Path, url: str, chunk_size: int) -> dict:
     }
 
 
-def run_pandas(folder: Path, url: str, chunk_size: int) -> dict:
-    started = time.perf_counter()
-    frames, target = _expected_frames(folder, url, chunk_size)
-    rebuilt = time.perf_counter() - started
-    found, rows = [], 0
-    for table, expected in frames.items():
-        actual = _target_frame(target, table, list(expected.columns))
-        expected, actual = _aligned(expected, actual)
-        rows += len(expected)
-        merged = expected.merge(actual, on=KEYS, how="outer", indicator=True, suffixes=("_e", "_t"))
-        both = merged["_merge"] == "both"
-        changed = both & False
-        for column in (c for c in expected.columns if c not in KEYS):
-            e, t = merged[f"{column}_e"], merged[f"{column}_t"]
-            changed |= both & (e != t) & ~(e.isna() & t.isna())
+def _datacompy_differences(expected, actual):
+    import datacompy
+
+    compare = datacompy.PandasCompare(expected, actual, join_columns=KEYS)
+    return [
+        ("missing", compare.df1_unq_rows),
+        ("extra", compare.df2_unq_rows),
+        ("changed", compare.all_mismatch()),
+    ]
+
+
+def _pandas_differences(expected, actual):
+    merged = expected.merge(actual, on=KEYS, how="outer", indicator=True, suffixes=("_e", "_t"))
+    both = merged["_merge"] == "both"
+    changed = both & False
+    for column in (c for c in expected.columns if c not in KEYS):
+        e, t = merged[f"{column}_e"], merged[f"{column}_t"]
+        changed |= both & (e != t) & ~(e.isna() & t.isna())
+    return [
+        (kind, merged.loc[mask, KEYS])
         for kind, mask in (
             ("missing", merged["_merge"] == "left_only"),
             ("extra", merged["_merge"] == "right_only"),
             ("changed", changed),
-        ):
-            part = merged.loc[mask, KEYS]
-            found += [
-                {"table": table, "source_system": s, "source_key": k, "kind": kind}
-                for s, k in zip(part["source_system"], part["source_key"], strict=True)
-            ]
-    seconds = time.perf_counter() - started
-    return {
-        "seconds": seconds,
-        "rebuild_seconds": rebuilt,
-        "reported": len(found),
-        "found": found,
-        "rows": rows,
-    }
+        )
+    ]
+
+
+def run_datacompy(folder: Path, url: str, chunk_size: int) -> dict:
+    return _compare_frames(folder, url, chunk_size, _datacompy_differences)
+
+
+def run_pandas(folder: Path, url: str, chunk_size: int) -> dict:
+    return _compare_frames(folder, url, chunk_size, _pandas_differences)
 
 
 CONTENDERS = {"toolkit": run_toolkit, "datacompy": run_datacompy, "pandas": run_pandas}
