@@ -121,6 +121,21 @@ def postgres_url():
 
 
 @pytest.fixture
+def second_postgres_url(postgres_url):
+    """Another new, empty PostgreSQL database beside ``postgres_url`` (e.g. a trial target)."""
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"{postgres_url.database}_2"
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield postgres_url.set(database=name)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
 def mariadb_url():
     """A new, empty MariaDB database (utf8mb4) for one test."""
     admin = _server_or_skip(MARIADB_ADMIN_URL, "MariaDB")

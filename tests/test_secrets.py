@@ -14,7 +14,6 @@ import io
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import nbformat
@@ -134,23 +133,6 @@ def runbook(project: Path, *args: str, environ: dict) -> subprocess.CompletedPro
     )
 
 
-@pytest.fixture
-def scratch_database(postgres_url):
-    """A second fresh database next to ``postgres_url`` (the trial target's scratch database)."""
-    from conftest import POSTGRES_ADMIN_URL
-
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"runbook_test_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield postgres_url.set(database=name)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def _with_password(url: sa.engine.URL) -> str:
     return url.set(password=PASSWORD).render_as_string(hide_password=False)
 
@@ -176,7 +158,7 @@ def _leaky_stage(project: Path) -> None:
 @pytest.mark.postgres
 @pytest.mark.notebooks
 def test_a_password_from_the_environment_is_nowhere_in_evidence_or_output(
-    tmp_path, postgres_url, scratch_database
+    tmp_path, postgres_url, second_postgres_url
 ):
     from conftest import copy_project
 
@@ -188,7 +170,7 @@ def test_a_password_from_the_environment_is_nowhere_in_evidence_or_output(
     params.write_text(yaml.safe_dump(data, sort_keys=False))
     environ = {
         "RUNBOOK_SECRET_TARGET_URL": _with_password(postgres_url),
-        "RUNBOOK_SECRET_TRIAL_URL": _with_password(scratch_database),
+        "RUNBOOK_SECRET_TRIAL_URL": _with_password(second_postgres_url),
     }
     assert ENCODED in environ["RUNBOOK_SECRET_TARGET_URL"]
     printed = []

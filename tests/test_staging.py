@@ -16,28 +16,14 @@ from runbook_lib.evidence import read_scraps
 pytestmark = [pytest.mark.postgres, pytest.mark.mariadb, pytest.mark.notebooks]
 
 
-@pytest.fixture
-def trial_postgres_url(postgres_url):
-    admin = sa.create_engine(postgres_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    name = f"{postgres_url.database}_trial"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield postgres_url.set(database=name)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def test_staging_runbook_passes_against_mariadb_and_postgresql(
-    project, postgres_url, trial_postgres_url, mariadb_url
+    project, postgres_url, second_postgres_url, mariadb_url
 ):
     env = {
         **os.environ,
         "STAGING_LEGACY_A_URL": mariadb_url.render_as_string(hide_password=False),
         "STAGING_TARGET_URL": postgres_url.render_as_string(hide_password=False),
-        "STAGING_TRIAL_TARGET_URL": trial_postgres_url.render_as_string(hide_password=False),
+        "STAGING_TRIAL_TARGET_URL": second_postgres_url.render_as_string(hide_password=False),
     }
 
     def runbook(*args):
