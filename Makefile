@@ -46,12 +46,12 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check runbook_lib tests
-	$(BIN)/ruff format --check runbook_lib tests
+	$(BIN)/ruff check runbook_lib runbook_demo tests bench
+	$(BIN)/ruff format --check runbook_lib runbook_demo tests bench
 
 format: $(STAMP)
-	$(BIN)/ruff format runbook_lib tests
-	$(BIN)/ruff check --fix runbook_lib tests
+	$(BIN)/ruff format runbook_lib runbook_demo tests bench
+	$(BIN)/ruff check --fix runbook_lib runbook_demo tests bench
 
 clean:
 	rm -rf work outputs/dev outputs/ci

@@ -176,7 +176,7 @@ def read_planted(url: str) -> list[dict]:
 
 
 def run_toolkit(folder: Path, url: str, chunk_size: int) -> dict:
-    from runbook_lib.reconcile import validate
+    from runbook_lib.validate.validation import validate
 
     target = sa.create_engine(url)
     started = time.perf_counter()
@@ -217,8 +217,8 @@ def _expected_frames(folder: Path, url: str, chunk_size: int):
     """The rows the mapping says the target holds, per target table, as DataFrames."""
     import pandas as pd
 
-    from runbook_lib.expected import compared_columns, expected_chunks
-    from runbook_lib.loading import ordered_pipelines
+    from runbook_lib.load.loader import ordered_pipelines
+    from runbook_lib.validate.expected import compared_columns, expected_chunks
 
     spec = demo_spec()
     sources = source_engines(folder)

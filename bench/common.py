@@ -32,17 +32,17 @@ SEED = 20261121
 
 def generator_fingerprint() -> str:
     """A hash of the demo generator's code: sources it built before a change are rebuilt."""
-    from runbook_lib import demo_data, legacy_schema
+    from runbook_demo import generate, legacy_schema
 
     digest = hashlib.sha256()
-    for module in (demo_data, legacy_schema):
+    for module in (generate, legacy_schema):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:16]
 
 
 def sources_for(bench: str, orders: int) -> Path:
     """Build (once per generator version) the demo sources at this size; returns their folder."""
-    from runbook_lib.demo_data import build_demo_sources
+    from runbook_demo.generate import build_demo_sources
 
     folder = ROOT / "work" / bench / str(orders)
     marker = folder / "built.json"
@@ -76,13 +76,13 @@ def source_rows(folder: Path) -> int:
 
 
 def source_engines(folder: Path) -> dict[str, sa.Engine]:
-    from runbook_lib.connections import make_engine
+    from runbook_lib.config.connections import make_engine
 
     return {s: make_engine(sa.engine.make_url(f"sqlite:///{folder / s}.db")) for s in SYSTEMS}
 
 
 def demo_spec():
-    from runbook_lib.mapping import load_spec
+    from runbook_lib.spec.model import load_spec
 
     return load_spec(ROOT / "params" / "mapping" / "demo.yaml")
 
@@ -138,8 +138,8 @@ def load_demo(folder: Path, url: str, chunk_size: int):
 
     Returns (the load report, seconds spent loading, schema creation excluded).
     """
-    from runbook_lib.loading import load
-    from runbook_lib.target_schema import create_target_schema
+    from runbook_demo.target_schema import create_target_schema
+    from runbook_lib.load.loader import load
 
     target = sa.create_engine(url)
     create_target_schema(target)

@@ -11,13 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+from runbook_lib.config.params import ENVIRONMENTS, find_project_root
 from runbook_lib.errors import RunbookError, StageFailedError
-from runbook_lib.evidence import runs_root
-from runbook_lib.params import ENVIRONMENTS, find_project_root
+from runbook_lib.evidence.run_folder import runs_root
 
 
 def _run(args: argparse.Namespace) -> int:
-    from runbook_lib import runner
+    from runbook_lib.run import runner
 
     runner.quiet_papermill_logs()
     root = find_project_root()
@@ -39,7 +39,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _raise_unless_passed(outcome, root: Path, what: str) -> None:
-    from runbook_lib.approvals import ApprovalRequiredError
+    from runbook_lib.evidence.approvals import ApprovalRequiredError
 
     if outcome.status == "awaiting_approval":
         first, _, hint = (outcome.error or "").partition("\n  -> ")
@@ -55,13 +55,13 @@ def _raise_unless_passed(outcome, root: Path, what: str) -> None:
 
 
 def _notebook(stage: str | None) -> str:
-    from runbook_lib.context import STAGES
+    from runbook_lib.run.context import STAGES
 
     return STAGES.get(stage or "", "").removesuffix(".ipynb")
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from runbook_lib import runner
+    from runbook_lib.run import runner
 
     runner.quiet_papermill_logs()
     root = find_project_root()
@@ -73,7 +73,7 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from runbook_lib import runner
+    from runbook_lib.run import runner
 
     runner.quiet_papermill_logs()
     root = find_project_root()
@@ -88,7 +88,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _approve(args: argparse.Namespace) -> int:
-    from runbook_lib.approvals import approve
+    from runbook_lib.evidence.approvals import approve
 
     approval = approve(args.env, args.run_id, args.operator, find_project_root())
     print(approval.render())
@@ -98,7 +98,7 @@ def _approve(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     import json
 
-    from runbook_lib.verify import verify_run
+    from runbook_lib.evidence.verify import verify_run
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
@@ -109,7 +109,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from runbook_lib.report import rewrite_report
+    from runbook_lib.evidence.index_page import rewrite_report
 
     path, entry = rewrite_report(Path(args.run_dir))
     print(f"report {path}" + (f" (ledger line {entry.seq})" if entry else " (unchanged)"))
@@ -117,7 +117,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from runbook_lib.evidence import Manifest, list_runs
+    from runbook_lib.evidence.run_folder import Manifest, list_runs
 
     root = find_project_root()
     runs = list_runs(root, args.env)
@@ -135,7 +135,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _demo_data(args: argparse.Namespace) -> int:
-    from runbook_lib.demo import build_demo
+    from runbook_demo.build import build_demo
 
     root = find_project_root()
     started = time.perf_counter()
@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``runbook``; returns the exit code."""
-    from runbook_lib.scrub import scrub_text
+    from runbook_lib.privacy.scrub import scrub_text
 
     args = build_parser().parse_args(argv)
     try:

@@ -56,7 +56,7 @@ def ci_project(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def ci_demo(ci_project):
-    from runbook_lib.demo import build_demo
+    from runbook_demo.build import build_demo
 
     return build_demo("ci", ci_project)
 

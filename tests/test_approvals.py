@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib.evidence import sha256_file
+from runbook_lib.evidence.run_folder import sha256_file
 
 pytestmark = pytest.mark.notebooks
 
@@ -95,10 +95,10 @@ def story(tmp_path_factory) -> dict:
 
 def _gate_as_a_notebook_calls_it(project: Path, run_dir: Path) -> str:
     """What ``stages.backup_target`` says when 03_full_load is stepped through in JupyterLab."""
-    from runbook_lib import stages
-    from runbook_lib.approvals import ApprovalRequiredError
-    from runbook_lib.context import StageContext
-    from runbook_lib.params import load_params
+    from runbook_lib.config.params import load_params
+    from runbook_lib.evidence.approvals import ApprovalRequiredError
+    from runbook_lib.run import stages
+    from runbook_lib.run.context import StageContext
 
     context = StageContext(load_params("ci", project_root=project), run_dir)
     try:
@@ -170,7 +170,7 @@ def test_a_rerun_trial_invalidates_the_approval_in_the_runner_and_in_the_noteboo
 
 
 def test_an_edited_approval_record_is_refused(story, tmp_path):
-    from runbook_lib.approvals import ApprovalRequiredError, check_approval
+    from runbook_lib.evidence.approvals import ApprovalRequiredError, check_approval
 
     copy = tmp_path / "outputs" / "ci" / story["run_id"]
     shutil.copytree(story["run_dir"], copy)
@@ -186,9 +186,9 @@ def test_the_whole_story_still_verifies(story):
 
 
 def test_approving_a_run_without_a_passed_trial_is_refused(project):
-    from runbook_lib.approvals import ApprovalRequiredError, approve
-    from runbook_lib.evidence import Manifest
-    from runbook_lib.ledger import seal
+    from runbook_lib.evidence.approvals import ApprovalRequiredError, approve
+    from runbook_lib.evidence.ledger import seal
+    from runbook_lib.evidence.run_folder import Manifest
 
     manifest = Manifest.create(
         project / "outputs" / "ci" / "20260101T000000Z-abcdef",

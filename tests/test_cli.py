@@ -92,7 +92,7 @@ def test_rerun_of_an_unknown_run_id_is_refused(project):
 
 @pytest.mark.parametrize("env", ["dev", "ci", "staging", "prod"])
 def test_every_shipped_params_file_validates(env):
-    from runbook_lib.params import load_params
+    from runbook_lib.config.params import load_params
 
     assert load_params(env).env == env
 
@@ -138,7 +138,7 @@ def test_sync_applies_new_source_rows_in_a_run_of_its_own(project):
         )
     result = runbook(project, "sync", "--env", "ci")
     assert result.returncode == 0, result.stderr
-    from runbook_lib.evidence import read_scraps
+    from runbook_lib.evidence.run_folder import read_scraps
 
     runs = sorted(p.parent for p in (project / "outputs" / "ci").glob("*/manifest.json"))
     sync_run = runs[-1]

@@ -10,15 +10,15 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from runbook_lib.connections import (
+from runbook_lib.config.connections import (
     Connections,
     make_engine,
     redact_text,
     redact_url,
     resolve_url,
 )
+from runbook_lib.config.params import ConnectionParams, load_params
 from runbook_lib.errors import ConnectionConfigError
-from runbook_lib.params import ConnectionParams, load_params
 
 SECRET = "Hunter2-xyzzy"
 STAGING_URLS = {

@@ -19,9 +19,9 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 
-from runbook_lib.dedup import merge_chunk
-from runbook_lib.mapping import MergeSpec
-from runbook_lib.target_schema import create_target_schema
+from runbook_demo.target_schema import create_target_schema
+from runbook_lib.load.merge import merge_chunk
+from runbook_lib.spec.model import MergeSpec
 
 ADA = [
     {

@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 
-from runbook_lib.demo_data import (
+from runbook_demo.generate import (
     CRM_METADATA,
     LEGACY_A_METADATA,
     LEGACY_B_METADATA,

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runbook_lib.evidence import read_scraps, sha256_file
+from runbook_lib.evidence.run_folder import read_scraps, sha256_file
 
 pytestmark = pytest.mark.notebooks
 REPO = Path(__file__).resolve().parent.parent

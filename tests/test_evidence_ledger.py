@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib import ledger
-from runbook_lib.evidence import Manifest
-from runbook_lib.ledger import EvidenceError
-from runbook_lib.verify import require_intact, verify_run
+from runbook_lib.evidence import ledger
+from runbook_lib.evidence.ledger import EvidenceError
+from runbook_lib.evidence.run_folder import Manifest
+from runbook_lib.evidence.verify import require_intact, verify_run
 
 
 def _stage(manifest: Manifest, name: str, notebook: str, text: str) -> None:
@@ -77,7 +77,7 @@ def test_every_manifest_version_is_a_ledger_line_and_the_last_one_is_current(cha
     versions = [e for e in entries if e.run_id == first.name]
     assert [e.event for e in versions] == ["open", "stage", "close", "stage"]
     assert versions[-1].seq == len(entries)  # the rollback came after runs 2 and 3
-    from runbook_lib.evidence import sha256_file
+    from runbook_lib.evidence.run_folder import sha256_file
 
     assert versions[-1].manifest_sha256 == sha256_file(first / "manifest.json")
 

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from runbook_lib.masking import Masker, mask_emails_in_text
+from runbook_lib.privacy.masking import Masker, mask_emails_in_text
 
 ASSESSMENT = {
     "columns": [

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from runbook_lib import backup, foreign_keys, loading
-from runbook_lib.context import StageContext
-from runbook_lib.demo import build_demo
+from runbook_demo.build import build_demo
+from runbook_demo.target_schema import create_target_schema
+from runbook_lib.config.params import load_params
 from runbook_lib.errors import GateFailedError
-from runbook_lib.params import load_params
-from runbook_lib.target_schema import create_target_schema
+from runbook_lib.load import backup, foreign_keys, loader
+from runbook_lib.run.context import StageContext
 
 pytestmark = pytest.mark.postgres
 
@@ -87,7 +87,7 @@ def test_a_full_load_into_postgresql_ends_with_every_key_back(demo_target):
     ctx, target = demo_target
     before = _keys(target)
     assert len(before) >= 6  # customers' crosswalk, orders, items, carts, shipments, events
-    report = loading.load(
+    report = loader.load(
         ctx.spec,
         ctx.source_engines(),
         target,
@@ -106,7 +106,7 @@ def test_a_full_load_into_postgresql_ends_with_every_key_back(demo_target):
 def test_rollback_of_a_load_that_died_with_its_keys_suspended_restores_them(demo_target):
     ctx, target = demo_target
     before = _keys(target)
-    tables = loading.touched_tables(ctx.spec)
+    tables = loader.touched_tables(ctx.spec)
     snap = backup.snapshot(target, tables, "run-dead")
     # the load's first steps, then it dies: keys suspended, some rows in
     foreign_keys.suspend(target, tables, "run-dead")

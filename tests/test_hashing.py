@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runbook_lib.hashing import TableHasher, bucket_of, canonical, row_digest, row_text
+from runbook_lib.db.canonical import TableHasher, bucket_of, canonical, row_digest, row_text
 
 UTC_PLUS_8 = timezone(timedelta(hours=8))
 

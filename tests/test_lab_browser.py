@@ -226,14 +226,14 @@ def write_run(project: Path, env: str, run_id: str, manifest: dict) -> None:
 
 
 def test_widgets_are_off_with_a_run_dir_or_outside_a_kernel():
-    from runbook_lib.widgets import interactive
+    from runbook_lib.ui.widgets import interactive
 
     assert interactive("outputs/ci/RUN") is False  # papermill always passes run_dir
     assert interactive("") is False  # pytest runs no Jupyter kernel
 
 
 def test_run_choices_list_runs_newest_first_with_their_status(tmp_path):
-    from runbook_lib.widgets import environments, run_choices, run_summary
+    from runbook_lib.ui.widgets import environments, run_choices, run_summary
 
     (tmp_path / "params").mkdir()
     for env in ("prod", "ci"):
@@ -259,13 +259,13 @@ def test_run_choices_list_runs_newest_first_with_their_status(tmp_path):
 
 
 def test_the_parameters_to_paste_name_env_and_run_folder():
-    from runbook_lib.widgets import parameters_line
+    from runbook_lib.ui.widgets import parameters_line
 
     assert parameters_line("ci", "outputs/ci/R") == 'env = "ci"\nrun_dir = "outputs/ci/R"'
 
 
 def test_run_picker_is_nothing_when_not_interactive(tmp_path):
-    from runbook_lib.widgets import run_picker
+    from runbook_lib.ui.widgets import run_picker
 
     assert run_picker(tmp_path, "ci", active=False) is None
 
@@ -273,7 +273,7 @@ def test_run_picker_is_nothing_when_not_interactive(tmp_path):
 def test_headless_progress_is_the_line_printer(capsys):
     import io
 
-    from runbook_lib.progress import progress_callback
+    from runbook_lib.ui.progress import progress_callback
 
     out = io.StringIO()
     report = progress_callback(False, out)
@@ -286,7 +286,7 @@ def test_headless_progress_is_the_line_printer(capsys):
 
 def test_interactive_progress_shows_one_bar_per_table_that_fills_up():
     pytest.importorskip("ipywidgets")
-    from runbook_lib.progress import bar_progress
+    from runbook_lib.ui.progress import bar_progress
 
     shown = []
     report = bar_progress(display=shown.append)
@@ -305,9 +305,9 @@ def test_interactive_progress_shows_one_bar_per_table_that_fills_up():
 def test_reject_triage_filters_by_rule_and_table_and_masks_the_raw_row(tmp_path):
     import sqlalchemy as sa
 
-    from runbook_lib.masking import Masker
-    from runbook_lib.quarantine import Reject, ensure_rejects_table, write_rejects
-    from runbook_lib.widgets import triage_rows
+    from runbook_lib.load.quarantine import Reject, ensure_rejects_table, write_rejects
+    from runbook_lib.privacy.masking import Masker
+    from runbook_lib.ui.widgets import triage_rows
 
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'target.db'}")
     ensure_rejects_table(engine)
@@ -334,7 +334,7 @@ def test_reject_triage_filters_by_rule_and_table_and_masks_the_raw_row(tmp_path)
 
 
 def test_triage_and_approval_are_nothing_when_not_interactive():
-    from runbook_lib.widgets import approval_button, reject_triage
+    from runbook_lib.ui.widgets import approval_button, reject_triage
 
     assert reject_triage(object(), active=False) is None
     assert approval_button(object(), active=False) is None

@@ -13,12 +13,14 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from runbook_lib import backup, loading, reconcile, stages
-from runbook_lib.context import StageContext
-from runbook_lib.demo import build_demo
+from runbook_demo.build import build_demo
+from runbook_demo.target_schema import create_target_schema
+from runbook_lib.config.params import load_params
 from runbook_lib.errors import RunbookError
-from runbook_lib.params import load_params
-from runbook_lib.target_schema import create_target_schema
+from runbook_lib.load import backup, loader
+from runbook_lib.run import stages
+from runbook_lib.run.context import StageContext
+from runbook_lib.validate.validation import validate as run_validation
 
 
 def _context(project) -> StageContext:
@@ -27,7 +29,7 @@ def _context(project) -> StageContext:
 
 def _full_load(ctx: StageContext, target: sa.Engine | None = None):
     target = target or ctx.target_engine()
-    return loading.load(
+    return loader.load(
         ctx.spec,
         ctx.source_engines(),
         target,
@@ -40,7 +42,7 @@ def _full_load(ctx: StageContext, target: sa.Engine | None = None):
 
 
 def _validate(ctx: StageContext, target: sa.Engine | None = None, sample_percent=None):
-    return reconcile.validate(
+    return run_validation(
         ctx.spec,
         ctx.source_engines(),
         target or ctx.target_engine(),
@@ -197,7 +199,7 @@ def test_extra_and_time_shifted_rows_are_named(loaded):
 def test_full_load_refuses_a_target_holding_another_runs_data(loaded):
     ctx, _summary, _report = loaded
     with pytest.raises(RunbookError, match="already holds data in products"):
-        loading.load(
+        loader.load(
             ctx.spec,
             ctx.source_engines(),
             ctx.target_engine(),
@@ -214,7 +216,7 @@ def test_rerunning_a_finished_load_of_the_same_run_changes_nothing(loaded):
     with ctx.target_engine().connect() as connection:
         before = {
             t: backup.table_digest(connection, sa.Table(t, sa.MetaData(), autoload_with=connection))
-            for t in loading.touched_tables(ctx.spec)
+            for t in loader.touched_tables(ctx.spec)
         }
     again = _full_load(ctx)
 
@@ -227,7 +229,7 @@ def test_rerunning_a_finished_load_of_the_same_run_changes_nothing(loaded):
     with ctx.target_engine().connect() as connection:
         after = {
             t: backup.table_digest(connection, sa.Table(t, sa.MetaData(), autoload_with=connection))
-            for t in loading.touched_tables(ctx.spec)
+            for t in loader.touched_tables(ctx.spec)
         }
     assert after == before
 
@@ -243,7 +245,7 @@ def test_rollback_restores_pre_existing_rows_exactly_and_proves_it(project):
                 "VALUES ('KEEP-1', 'kept product', 'EUR', '9.99', 'manual', 'KEEP-1')"
             )
         )
-    tables = loading.touched_tables(ctx.spec)
+    tables = loader.touched_tables(ctx.spec)
     snap = backup.snapshot(engine, tables, "run-1")
     assert snap.rows["products"] == 1
     with (
@@ -263,7 +265,7 @@ def test_restore_detects_a_snapshot_that_was_tampered_with(project):
     build_demo("ci", project)
     ctx = _context(project)
     engine = ctx.target_engine()
-    snap = backup.snapshot(engine, loading.touched_tables(ctx.spec), "run-1")
+    snap = backup.snapshot(engine, loader.touched_tables(ctx.spec), "run-1")
     assert snap.strategy == "sqlite_backup_api"
     backup_file = snap.locations["products"].rsplit("#", 1)[0]
     with sqlite3.connect(backup_file) as copy:
@@ -281,7 +283,7 @@ def test_trial_sample_is_deterministic_and_referentially_whole(project):
     digests = []
     for _ in range(2):
         stages.reset_scratch_target(ctx)
-        report = loading.load(
+        report = loader.load(
             ctx.spec,
             ctx.source_engines(),
             ctx.trial_engine(),
@@ -338,7 +340,7 @@ def test_load_validate_and_rollback_into_postgresql(project, postgres_url):
     target = sa.create_engine(postgres_url)
     try:
         create_target_schema(target)
-        snap = backup.snapshot(target, loading.touched_tables(ctx.spec), "run-1")
+        snap = backup.snapshot(target, loader.touched_tables(ctx.spec), "run-1")
         report = _full_load(ctx, target)
         assert report.passed
         result = _validate(ctx, target)

@@ -14,12 +14,12 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from runbook_lib.connections import Connections
-from runbook_lib.context import StageContext
+from runbook_demo.target_schema import TARGET_METADATA
+from runbook_lib.config.connections import Connections
+from runbook_lib.config.params import load_params
 from runbook_lib.errors import MappingSpecError
-from runbook_lib.mapping import check_spec, load_spec
-from runbook_lib.params import load_params
-from runbook_lib.target_schema import TARGET_METADATA
+from runbook_lib.run.context import StageContext
+from runbook_lib.spec.model import check_spec, load_spec
 
 A_ORDERS = "targets.orders.sources.legacy_a.orders"
 A_ITEMS = "targets.order_items.sources.legacy_a.order_items"
@@ -255,8 +255,8 @@ def test_a_watermark_on_a_missing_column_is_named(variant):
 
 
 def test_a_broken_spec_fails_the_mapping_stage_and_writes_nothing(project, shipped):
-    from runbook_lib import stages
-    from runbook_lib.demo import build_demo
+    from runbook_demo.build import build_demo
+    from runbook_lib.run import stages
 
     build_demo("ci", project)
     data = yaml.safe_load(yaml.safe_dump(shipped))

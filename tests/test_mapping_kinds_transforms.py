@@ -18,12 +18,12 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runbook_lib import preview, widgets
 from runbook_lib import transforms as tr
-from runbook_lib.context import StageContext
+from runbook_lib.config.params import load_params
 from runbook_lib.errors import TransformError
-from runbook_lib.mapping import check_spec
-from runbook_lib.params import load_params
+from runbook_lib.run.context import StageContext
+from runbook_lib.spec.model import check_spec
+from runbook_lib.ui import preview, widgets
 
 RATES = {"CNY": "1", "USD": "7.1884"}
 
@@ -162,7 +162,7 @@ def test_preview_shows_transformed_rows_of_every_target_with_personal_values_mas
 
 
 def test_preview_names_the_rule_of_a_row_a_transform_would_quarantine(ctx):
-    from runbook_lib.mapped import mapped_sources
+    from runbook_lib.spec.mapped import mapped_sources
 
     orders = next(s for s in mapped_sources(ctx.spec) if s.table == "orders")
     row = {"id": 5, "user_id": 1, "status": 9, "amount": None, "order_time": "x", "pay_time": None}

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from runbook_lib.classification import classify_column, classify_columns
-from runbook_lib.legacy_schema import (
+from runbook_demo.legacy_schema import (
     A_ORDER_ITEMS,
     A_ORDERS,
     A_PRODUCTS,
@@ -19,7 +18,8 @@ from runbook_lib.legacy_schema import (
     B_SALES_ORDERS,
     CRM_CUSTOMERS,
 )
-from runbook_lib.masking import mask_email, mask_name, mask_phone, mask_row, mask_value
+from runbook_lib.privacy.classification import classify_column, classify_columns
+from runbook_lib.privacy.masking import mask_email, mask_name, mask_phone, mask_row, mask_value
 
 # --------------------------------------------------------------------------------------------
 # Emails

@@ -1,7 +1,7 @@
 """The loaded target against the generator's ground truth: people, names, amounts, times.
 
 One ci demo (seed 7, 2,000 orders) is built in a temporary project and fully loaded with
-``loading.load``, as tests/test_loading.py does. ``work/ci/truth.db`` holds what the generator
+``loader.load``, as tests/test_loading.py does. ``work/ci/truth.db`` holds what the generator
 knows and the product never reads: ``people`` (one row per real person, with first and last name,
 normalized email, E.164 phone) and ``person_sources`` (every source customer record → its person).
 Each expectation below is recomputed from the sources or the truth by its own means (strptime,
@@ -19,11 +19,11 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from runbook_lib import loading
-from runbook_lib import target_schema as schema
-from runbook_lib.context import StageContext
-from runbook_lib.demo import build_demo
-from runbook_lib.params import load_params
+from runbook_demo import target_schema as schema
+from runbook_demo.build import build_demo
+from runbook_lib.config.params import load_params
+from runbook_lib.load import loader
+from runbook_lib.run.context import StageContext
 
 SHANGHAI, NEW_YORK = ZoneInfo("Asia/Shanghai"), ZoneInfo("America/New_York")
 A_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y%m%d%H%M%S", "%Y-%m-%dT%H:%M:%S")
@@ -36,7 +36,7 @@ class Loaded:
     def __init__(self, project) -> None:
         self.summary = build_demo("ci", project)
         self.ctx = StageContext(load_params("ci", project_root=project), None)
-        self.report = loading.load(
+        self.report = loader.load(
             self.ctx.spec,
             self.ctx.source_engines(),
             self.ctx.target_engine(),

@@ -27,12 +27,13 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from runbook_lib import loading, reconcile
-from runbook_lib.assessment import assess_sources
-from runbook_lib.demo import ensure_database
-from runbook_lib.mapping import check_spec, load_spec
-from runbook_lib.quarantine import count_rejects
-from runbook_lib.target_schema import UtcDateTime
+from runbook_demo.build import ensure_database
+from runbook_demo.target_schema import UtcDateTime
+from runbook_lib.assess.assessment import assess_sources
+from runbook_lib.load import loader
+from runbook_lib.load.quarantine import count_rejects
+from runbook_lib.spec.model import check_spec, load_spec
+from runbook_lib.validate.validation import validate as run_validation
 
 SPEC = """\
 version: 1
@@ -146,7 +147,7 @@ def target(request, tmp_path):
 
 
 def _load(spec, legacy, target):
-    return loading.load(
+    return loader.load(
         spec,
         {"legacy": legacy},
         target,
@@ -217,7 +218,7 @@ def test_the_flag_and_the_zero_dates_load_and_validate_on_every_target_dialect(
         REJECTED_BY_RULE
     )
 
-    validation = reconcile.validate(
+    validation = run_validation(
         spec,
         {"legacy": legacy},
         target,

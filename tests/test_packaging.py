@@ -84,6 +84,6 @@ def test_notebook_parameters_are_names_never_urls():
 
 
 def test_every_stage_has_a_notebook():
-    from runbook_lib.context import STAGES
+    from runbook_lib.run.context import STAGES
 
     assert sorted(STAGES.values()) == [p.name for p in NOTEBOOKS]

@@ -12,14 +12,14 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from runbook_lib.errors import ParamsError, RunbookError
-from runbook_lib.params import (
+from runbook_lib.config.params import (
     ENVIRONMENTS,
     ConnectionParams,
     RunbookParams,
     format_validation_error,
     load_params,
 )
+from runbook_lib.errors import ParamsError, RunbookError
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "s3cr3tPW-do-not-print"

@@ -15,11 +15,11 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runbook_lib.context import StageContext
-from runbook_lib.loading import ordered_pipelines, transform_batch, transform_chunk
-from runbook_lib.mapping import LoadedSpec, MappingSpec
-from runbook_lib.params import load_params
-from runbook_lib.pipeline import SourcePipeline
+from runbook_lib.config.params import load_params
+from runbook_lib.load.loader import ordered_pipelines, transform_batch, transform_chunk
+from runbook_lib.run.context import StageContext
+from runbook_lib.spec.compiled import SourcePipeline
+from runbook_lib.spec.model import LoadedSpec, MappingSpec
 
 
 def _same(column_result, row_result):

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from runbook_lib import plots
-from runbook_lib.assessment import assess_sources
-from runbook_lib.demo_data import build_demo_sources
-from runbook_lib.mapping import load_spec
-from runbook_lib.profiling import MAX_SHAPES, date_format_of
+from runbook_demo.generate import build_demo_sources
+from runbook_lib.assess.assessment import assess_sources
+from runbook_lib.assess.profiling import MAX_SHAPES, date_format_of
+from runbook_lib.spec.model import load_spec
+from runbook_lib.ui import plots
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO / "params" / "mapping" / "demo.yaml"

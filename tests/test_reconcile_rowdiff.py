@@ -13,10 +13,10 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from runbook_lib import aggregates, rowdiff
-from runbook_lib.hashing import row_hash
-from runbook_lib.rowhash import SqlTargetRows, TargetRows, _RangeSet, target_rows
-from runbook_lib.target_schema import ExactDecimal
+from runbook_demo.target_schema import ExactDecimal
+from runbook_lib.db.canonical import row_hash
+from runbook_lib.validate import aggregates, key_ranges
+from runbook_lib.validate.target_hashes import SqlTargetRows, TargetRows, _RangeSet, target_rows
 
 COLUMNS = ["source_system", "amount", "note"]
 CENT = Decimal("0.01")
@@ -58,9 +58,9 @@ def _target(engine: sa.Engine) -> sa.Table:
     return sa.Table("orders_like", sa.MetaData(), autoload_with=engine)
 
 
-def _compare(target: TargetRows, width: int) -> rowdiff.Comparison:
+def _compare(target: TargetRows, width: int) -> key_ranges.Comparison:
     want = _expected_rows()
-    ours = rowdiff.KeyRanges(width)
+    ours = key_ranges.KeyRanges(width)
     for key, values in want.items():
         ours.add(key, row_hash(key, values))
 
@@ -68,11 +68,11 @@ def _compare(target: TargetRows, width: int) -> rowdiff.Comparison:
         inside = _RangeSet(ranges)
         return {k: (row_hash(k, v), v) for k, v in want.items() if inside.holds(k)}
 
-    theirs = rowdiff.KeyRanges.from_sums(width, target.bucket_sums(width))
-    return rowdiff.compare(ours, theirs, target, rebuild)
+    theirs = key_ranges.KeyRanges.from_sums(width, target.bucket_sums(width))
+    return key_ranges.compare(ours, theirs, target, rebuild)
 
 
-def _kinds(comparison: rowdiff.Comparison) -> dict[str, str]:
+def _kinds(comparison: key_ranges.Comparison) -> dict[str, str]:
     return {d.key: d.kind for d in comparison.differences}
 
 
@@ -87,7 +87,7 @@ def sqlite_target(tmp_path):
 def test_bisection_names_exactly_the_planted_keys_at_any_leaf_size(
     sqlite_target, monkeypatch, leaf_rows
 ):
-    monkeypatch.setattr(rowdiff, "LEAF_ROWS", leaf_rows)
+    monkeypatch.setattr(key_ranges, "LEAF_ROWS", leaf_rows)
     comparison = _compare(sqlite_target, width=2)
     assert _kinds(comparison) == PLANTED
     assert comparison.complete and comparison.difference_count == 4
@@ -101,7 +101,7 @@ def test_bisection_names_exactly_the_planted_keys_at_any_leaf_size(
 
 @pytest.mark.postgres
 def test_bisection_runs_inside_postgresql_and_fetches_only_a_few_hashes(postgres_url, monkeypatch):
-    monkeypatch.setattr(rowdiff, "LEAF_ROWS", 4)
+    monkeypatch.setattr(key_ranges, "LEAF_ROWS", 4)
     engine = sa.create_engine(postgres_url)
     try:
         target = target_rows(engine, _target(engine), "legacy_a", COLUMNS, chunk_size=500)
@@ -117,7 +117,7 @@ def test_bisection_runs_inside_postgresql_and_fetches_only_a_few_hashes(postgres
 def test_ranges_past_the_drill_limit_count_as_differences_and_mark_it_incomplete(
     sqlite_target, monkeypatch
 ):
-    monkeypatch.setattr(rowdiff, "MAX_DRILLED_RANGES", 1)
+    monkeypatch.setattr(key_ranges, "MAX_DRILLED_RANGES", 1)
     comparison = _compare(sqlite_target, width=3)
     assert not comparison.complete
     assert comparison.differing_ranges == 4 and comparison.undrilled_ranges == 3
@@ -125,13 +125,15 @@ def test_ranges_past_the_drill_limit_count_as_differences_and_mark_it_incomplete
 
 
 def test_the_first_width_keeps_ranges_small_and_memory_bounded():
-    assert rowdiff.first_width(0) == rowdiff.MIN_WIDTH == 2
-    assert rowdiff.first_width(1_000_000) == 3  # 4,096 ranges of ~244 rows
-    assert rowdiff.first_width(10**9) == rowdiff.MAX_WIDTH == 4  # then bisection does the rest
+    assert key_ranges.first_width(0) == key_ranges.MIN_WIDTH == 2
+    assert key_ranges.first_width(1_000_000) == 3  # 4,096 ranges of ~244 rows
+    assert (
+        key_ranges.first_width(10**9) == key_ranges.MAX_WIDTH == 4
+    )  # then bisection does the rest
 
 
 def test_equal_sides_have_no_differing_range():
-    ours, theirs = rowdiff.KeyRanges(2), rowdiff.KeyRanges(2)
+    ours, theirs = key_ranges.KeyRanges(2), key_ranges.KeyRanges(2)
     for key in ("1", "2", "3"):
         ours.add(key, row_hash(key, ("x",)))
     for key in ("3", "1", "2"):
@@ -143,7 +145,7 @@ def test_equal_sides_have_no_differing_range():
 
 def test_natural_order_of_keys():
     keys = ["10", "9", "SO-000010", "SO-000009", "1|2", "1|10"]
-    assert sorted(keys, key=rowdiff.natural_key) == [
+    assert sorted(keys, key=key_ranges.natural_key) == [
         "1|2",
         "1|10",
         "9",
@@ -173,14 +175,14 @@ def test_an_aggregate_mismatch_is_explained_only_by_the_rows_that_account_for_it
     expected = _Expected(_stats(Decimal("1.00"), Decimal("2.00")))
     target = {(None, "amount"): _stats(Decimal("1.00"), Decimal("5.00"))}
     columns = ["source_system", "amount"]
-    row = rowdiff.RowDifference(
+    row = key_ranges.RowDifference(
         "2", "changed", ("amount",), ("a", Decimal("2.00")), (("a", Decimal("5.00")),)
     )
     (explained,) = aggregates.compare("t", "a", expected, target, [row], columns, True)
     assert explained.status == "explained" and explained.explained_by == 1
     (unexplained,) = aggregates.compare("t", "a", expected, target, [], columns, True)
     assert unexplained.status == "unexplained" and unexplained.unexplained
-    wrong = rowdiff.RowDifference(
+    wrong = key_ranges.RowDifference(
         "2", "changed", ("amount",), ("a", Decimal("2.00")), (("a", Decimal("4.00")),)
     )
     (still,) = aggregates.compare("t", "a", expected, target, [wrong], columns, True)

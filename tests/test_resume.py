@@ -20,12 +20,13 @@ from contextlib import contextmanager
 import pytest
 import sqlalchemy as sa
 
-from runbook_lib import backup, loading, reconcile
-from runbook_lib.checkpoints import CHECKPOINTS_TABLE
-from runbook_lib.context import StageContext
-from runbook_lib.demo import build_demo, ensure_database
-from runbook_lib.params import load_params
-from runbook_lib.target_schema import create_target_schema
+from runbook_demo.build import build_demo, ensure_database
+from runbook_demo.target_schema import create_target_schema
+from runbook_lib.config.params import load_params
+from runbook_lib.load import backup, loader
+from runbook_lib.load.checkpoints import CHECKPOINTS_TABLE
+from runbook_lib.run.context import StageContext
+from runbook_lib.validate.validation import validate as run_validation
 
 CHUNK = 97  # odd, so chunk boundaries do not line up with anything in the data
 
@@ -34,14 +35,14 @@ WORKER = textwrap.dedent(
     import os, sys
     from pathlib import Path
     import sqlalchemy as sa
-    from runbook_lib import backup, loading
-    from runbook_lib.context import StageContext
-    from runbook_lib.params import load_params
+    from runbook_lib.load import backup, loader
+    from runbook_lib.run.context import StageContext
+    from runbook_lib.config.params import load_params
 
     ctx = StageContext(load_params("ci", project_root=Path(sys.argv[1])), None)
     target = sa.create_engine(os.environ["RESUME_TEST_TARGET"])
-    backup.snapshot(target, loading.touched_tables(ctx.spec), sys.argv[2])
-    loading.load(ctx.spec, ctx.source_engines(), target, run_id=sys.argv[2], mode="full",
+    backup.snapshot(target, loader.touched_tables(ctx.spec), sys.argv[2])
+    loader.load(ctx.spec, ctx.source_engines(), target, run_id=sys.argv[2], mode="full",
                  chunk_size=int(sys.argv[3]), max_reject_rate=1.0, target_label="target")
     print("finished")
     """
@@ -97,7 +98,7 @@ def _digests(engine: sa.Engine, tables: list[str]) -> dict[str, tuple[int, str]]
 
 
 def _validate(ctx: StageContext, target: sa.Engine, run_id: str):
-    return reconcile.validate(
+    return run_validation(
         ctx.spec,
         ctx.source_engines(),
         target,
@@ -109,7 +110,7 @@ def _validate(ctx: StageContext, target: sa.Engine, run_id: str):
 
 
 def _resume(ctx: StageContext, target: sa.Engine, run_id: str):
-    return loading.load(
+    return loader.load(
         ctx.spec,
         ctx.source_engines(),
         target,
@@ -143,7 +144,7 @@ def _kill_resume_matches_uninterrupted(demo, killed_url, reference_url):
     try:
         for engine in (killed, reference):
             create_target_schema(engine)
-        tables = loading.touched_tables(ctx.spec)
+        tables = loader.touched_tables(ctx.spec)
         backup.snapshot(reference, tables, "run-k")
         _resume(ctx, reference, "run-k")
         for source_table, chunks in KILL_POINTS:
@@ -238,7 +239,7 @@ def test_rollback_after_a_killed_load_restores_the_pre_load_hashes(demo):
                     "VALUES ('OLD-1', 'already there', 'CNY', 'manual', 'OLD-1')"
                 )
             )
-        tables = loading.touched_tables(ctx.spec)
+        tables = loader.touched_tables(ctx.spec)
         before = _digests(target, tables)
         backup_run = "run-r"
         snap = backup.snapshot(target, tables, backup_run)

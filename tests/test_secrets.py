@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from runbook_lib.scrub import (
+from runbook_lib.privacy.scrub import (
     ScrubbingWriter,
     protect_kernel,
     scrub_error,

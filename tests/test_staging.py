@@ -11,7 +11,7 @@ import sys
 import pytest
 import sqlalchemy as sa
 
-from runbook_lib.evidence import read_scraps
+from runbook_lib.evidence.run_folder import read_scraps
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mariadb, pytest.mark.notebooks]
 

@@ -9,10 +9,11 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from runbook_lib import loading, reconcile, sync
-from runbook_lib.context import StageContext
-from runbook_lib.demo import build_demo
-from runbook_lib.params import load_params
+from runbook_demo.build import build_demo
+from runbook_lib.config.params import load_params
+from runbook_lib.load import loader, sync
+from runbook_lib.run.context import StageContext
+from runbook_lib.validate.validation import validate as run_validation
 
 WATERMARKS = {
     ("customers", "legacy_a.users"): "id",
@@ -43,7 +44,7 @@ def synced(project):
         connection.execute("ALTER TABLE carts ADD COLUMN updated_at TEXT")
         connection.execute("UPDATE carts SET updated_at = '2024-06-01 00:00:00'")
     ctx = StageContext(load_params("ci", project_root=project), None)
-    loading.load(
+    loader.load(
         ctx.spec,
         ctx.source_engines(),
         ctx.target_engine(),
@@ -138,7 +139,7 @@ def test_new_changed_and_deleted_source_rows_are_synced_and_reported(synced):
     later = _by_source(_sync(ctx, "run-3"))
     assert all(r.inserted == r.updated == r.merged == 0 for r in later.values())
 
-    validation = reconcile.validate(
+    validation = run_validation(
         ctx.spec,
         ctx.source_engines(),
         ctx.target_engine(),
@@ -168,7 +169,7 @@ def test_validation_after_a_sync_balances_with_the_full_loads_quarantine(synced)
             (top_order + 1, top_user + 1),
         )
     assert _sync(ctx, "run-2").passed
-    validation = reconcile.validate(
+    validation = run_validation(
         ctx.spec,
         ctx.source_engines(),
         ctx.target_engine(),

@@ -14,10 +14,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from runbook_lib import aggregates, dialects, rowhash
-from runbook_lib.connections import make_engine
-from runbook_lib.target_schema import TARGET_METADATA, ExactDecimal, UtcDateTime
-from runbook_lib.type_rules import GENERIC, TYPE_RULES, ZERO_DATES, is_zero_date, rules_for
+from runbook_demo.target_schema import TARGET_METADATA, ExactDecimal, UtcDateTime
+from runbook_lib.config.connections import make_engine
+from runbook_lib.db import writes
+from runbook_lib.db.type_rules import GENERIC, TYPE_RULES, ZERO_DATES, is_zero_date, rules_for
+from runbook_lib.validate import aggregates, target_hashes
 
 DIALECTS = {
     "postgresql": postgresql.dialect(),
@@ -33,7 +34,7 @@ def test_every_rule_of_every_dialect_has_one_of_the_known_values():
         assert rules.datetime in ("aware", "naive_utc"), name
         assert rules.boolean in ("boolean", "tinyint(1)"), name
         assert rules.text and rules.zero_dates, name
-        assert rules.row_hash is None or rules.row_hash in rowhash.SPELLINGS, name
+        assert rules.row_hash is None or rules.row_hash in target_hashes.SPELLINGS, name
     assert rules_for("mariadb") is rules_for("mysql")
     assert rules_for("oracle") is GENERIC
 
@@ -41,7 +42,7 @@ def test_every_rule_of_every_dialect_has_one_of_the_known_values():
 @pytest.mark.parametrize("name", sorted(TYPE_RULES))
 def test_values_are_bound_as_the_decimal_and_datetime_rules_say(name):
     rules = TYPE_RULES[name]
-    adapt = dialects.adapter_for(name)
+    adapt = writes.adapter_for(name)
     moment = datetime(2024, 3, 1, 10, 30, tzinfo=SHANGHAI)
 
     bound = adapt(moment)
@@ -51,14 +52,14 @@ def test_values_are_bound_as_the_decimal_and_datetime_rules_say(name):
         assert bound == datetime(2024, 3, 1, 2, 30) and bound.tzinfo is None
     assert adapt(Decimal("12.50")) == ("12.50" if rules.decimal == "text" else Decimal("12.50"))
     assert adapt(True) is True  # flags bind as bool everywhere; each driver spells its own
-    assert dialects.adapt_rows(name, [{"amount": Decimal("-0.01")}]) == [
+    assert writes.adapt_rows(name, [{"amount": Decimal("-0.01")}]) == [
         {"amount": "-0.01" if rules.decimal == "text" else Decimal("-0.01")}
     ]
 
 
 def test_an_undeclared_dialect_binds_values_as_they_are():
     value = datetime(2024, 1, 1, tzinfo=UTC)
-    assert dialects.adapter_for("oracle")(value) is value
+    assert writes.adapter_for("oracle")(value) is value
 
 
 @pytest.mark.parametrize("name", sorted(DIALECTS))
@@ -93,10 +94,10 @@ def test_the_target_tables_take_the_mysql_charset_and_mysql_urls_get_it_too():
 
 
 def test_rows_are_hashed_and_summed_in_the_database_exactly_where_the_rules_allow():
-    assert set(rowhash.HASH_DIALECTS) == {n for n, r in TYPE_RULES.items() if r.row_hash}
-    for name, spelling in rowhash.HASH_DIALECTS.items():
-        assert spelling is rowhash.SPELLINGS[TYPE_RULES[name].row_hash]
-    assert "sqlite" not in rowhash.HASH_DIALECTS  # no sha256, decimals are text
+    assert set(target_hashes.HASH_DIALECTS) == {n for n, r in TYPE_RULES.items() if r.row_hash}
+    for name, spelling in target_hashes.HASH_DIALECTS.items():
+        assert spelling is target_hashes.SPELLINGS[TYPE_RULES[name].row_hash]
+    assert "sqlite" not in target_hashes.HASH_DIALECTS  # no sha256, decimals are text
     numeric = {n for n, r in TYPE_RULES.items() if r.decimal == "numeric"}
     assert set(aggregates.TARGET_AGGREGATES) == numeric
     assert "sqlite" not in aggregates.TARGET_AGGREGATES  # it would sum text decimals as floats

@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from runbook_lib.hashing import canonical, key_bucket, row_hash, row_text
-from runbook_lib.rowhash import (
+from runbook_lib.db.canonical import canonical, key_bucket, row_hash, row_text
+from runbook_lib.validate.target_hashes import (
     HASH_DIALECTS,
     SqlTargetRows,
     TargetRows,

@@ -17,11 +17,12 @@ import nbformat
 import pytest
 import sqlalchemy as sa
 
-from runbook_lib import loading, plots
-from runbook_lib.context import StageContext
-from runbook_lib.demo import build_demo
-from runbook_lib.evidence import read_scraps
-from runbook_lib.params import load_params
+from runbook_demo.build import build_demo
+from runbook_lib.config.params import load_params
+from runbook_lib.evidence.run_folder import read_scraps
+from runbook_lib.load import loader
+from runbook_lib.run.context import StageContext
+from runbook_lib.ui import plots
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "04_validation.ipynb"
@@ -61,7 +62,7 @@ def test_a_failed_gate_fails_the_stage_after_gluing_the_evidence(project):
 
     build_demo("ci", project)
     ctx = StageContext(load_params("ci", project_root=project), None)
-    report = loading.load(
+    report = loader.load(
         ctx.spec,
         ctx.source_engines(),
         ctx.target_engine(),

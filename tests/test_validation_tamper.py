@@ -19,12 +19,15 @@ import pytest
 import sqlalchemy as sa
 from conftest import MARIADB_ADMIN_URL, POSTGRES_ADMIN_URL, _server_or_skip, copy_project
 
-from runbook_lib import loading, reconcile
-from runbook_lib.connections import make_engine
-from runbook_lib.context import StageContext
-from runbook_lib.demo import build_demo
-from runbook_lib.params import load_params
-from runbook_lib.target_schema import create_target_schema
+from runbook_demo.build import build_demo
+from runbook_demo.target_schema import create_target_schema
+from runbook_lib.config.connections import make_engine
+from runbook_lib.config.params import load_params
+from runbook_lib.errors import GateFailedError, RunbookError
+from runbook_lib.load import loader
+from runbook_lib.run.context import StageContext
+from runbook_lib.validate.validation import ValidationReport
+from runbook_lib.validate.validation import validate as run_validation
 
 RUN_ID = "run-1"
 
@@ -36,7 +39,7 @@ class Loaded:
 
 
 def _load(ctx: StageContext, target: sa.Engine) -> None:
-    report = loading.load(
+    report = loader.load(
         ctx.spec,
         ctx.source_engines(),
         target,
@@ -49,8 +52,8 @@ def _load(ctx: StageContext, target: sa.Engine) -> None:
     assert report.passed, report.render()
 
 
-def validate(ctx: StageContext, target: sa.Engine, **options) -> reconcile.ValidationReport:
-    return reconcile.validate(
+def validate(ctx: StageContext, target: sa.Engine, **options) -> ValidationReport:
+    return run_validation(
         ctx.spec,
         ctx.source_engines(),
         target,
@@ -62,7 +65,7 @@ def validate(ctx: StageContext, target: sa.Engine, **options) -> reconcile.Valid
     )
 
 
-def found(report: reconcile.ValidationReport) -> set[tuple]:
+def found(report: ValidationReport) -> set[tuple]:
     return {
         (d.table, d.source_system, d.source_key, d.kind, d.columns)
         for t in report.tables
@@ -434,7 +437,7 @@ def test_the_reject_rate_gate_fails_validation_with_its_reason(loaded):
     report = validate(ctx, target, max_reject_rate=0.001)
     assert report.differences == 0 and not report.passed
     assert report.failures == [f"reject rate {report.reject_rate:.3%} above the gate of 0.100%"]
-    with pytest.raises(reconcile.GateFailedError, match="reject rate"):
+    with pytest.raises(GateFailedError, match="reject rate"):
         report.raise_if_failed()
 
 
@@ -444,7 +447,7 @@ def test_validation_can_be_limited_to_some_target_tables(loaded):
     assert {t.target_table for t in report.tables} == {"orders"}
     assert [t.table for t in report.totals] == ["orders"]
     assert {c.reference.table for c in report.integrity} == {"orders"}
-    with pytest.raises(reconcile.RunbookError, match="no target table 'ordres'"):
+    with pytest.raises(RunbookError, match="no target table 'ordres'"):
         validate(ctx, target, tables=["ordres"])
 
 

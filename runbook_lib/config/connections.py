@@ -1,0 +1,133 @@
+"""Engines from params: URLs resolved from environment variables inside the library, never shown.
+
+A URL's secret is read here and nowhere else; everything that displays a URL goes through
+``redact_url``, and error messages name the environment variable rather than its value.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+
+from runbook_lib.config.params import ConnectionParams, LoadedParams
+from runbook_lib.db.type_rules import rules_for
+from runbook_lib.errors import ConnectionConfigError
+from runbook_lib.privacy.redaction import redact_text
+
+__all__ = ["Connections", "make_engine", "redact_text", "redact_url", "resolve_url"]
+
+
+def resolve_url(name: str, connection: ConnectionParams, project_root: Path) -> URL:
+    """The SQLAlchemy URL of connection ``name``; SQLite relative paths resolve in the project."""
+    if connection.url_env is not None:
+        raw = os.environ.get(connection.url_env)
+        if not raw:
+            raise ConnectionConfigError(
+                f"connection {name!r}: environment variable {connection.url_env} is not set",
+                hint=f"export {connection.url_env}=<SQLAlchemy URL> before running",
+            )
+        source = f"environment variable {connection.url_env}"
+    else:
+        raw = connection.url
+        source = "params"
+    try:
+        url = make_url(raw)
+    except Exception:
+        # the parser's message may quote the URL, password included: drop it
+        raise ConnectionConfigError(
+            f"connection {name!r}: the URL from {source} is not a SQLAlchemy URL",
+            hint="expected dialect+driver://user@host:port/database",
+        ) from None
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        database = Path(url.database)
+        if not database.is_absolute():
+            url = url.set(database=str(project_root / database))
+    return url
+
+
+def make_engine(url: URL, **kwargs) -> sa.Engine:
+    """An engine with the settings this toolkit relies on for each dialect."""
+    backend = url.get_backend_name()
+    if backend == "sqlite" and url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    charset = rules_for(backend).charset
+    if charset is not None:
+        query = dict(url.query)
+        query.setdefault("charset", charset)
+        url = url.set(query=query)
+    # errors must not carry row values (personal data) into logs and evidence
+    kwargs.setdefault("hide_parameters", True)
+    engine = sa.create_engine(url, **kwargs)
+    if backend == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class Connections:
+    """The engines of one run, created lazily and disposed together."""
+
+    def __init__(self, params: LoadedParams) -> None:
+        self._params = params
+        self._engines: dict[str, sa.Engine] = {}
+
+    def names(self) -> list[str]:
+        return [*self._params.sources, "target", "trial_target"]
+
+    def params_for(self, name: str) -> ConnectionParams:
+        if name == "target":
+            return self._params.target
+        if name == "trial_target":
+            return self._params.trial_target
+        try:
+            return self._params.sources[name]
+        except KeyError:
+            raise ConnectionConfigError(
+                f"{self._params.path.name}: no connection named {name!r}",
+                hint=f"known connections: {', '.join(self.names())}",
+            ) from None
+
+    def url(self, name: str) -> URL:
+        return resolve_url(name, self.params_for(name), self._params.project_root)
+
+    def engine(self, name: str) -> sa.Engine:
+        if name not in self._engines:
+            self._engines[name] = make_engine(self.url(name))
+        return self._engines[name]
+
+    def check_resolvable(self) -> None:
+        """Fail before a run starts if any connection's environment variable is unset."""
+        for name in self.names():
+            self.url(name)
+
+    def describe(self) -> dict[str, str]:
+        """Connection name → redacted URL, for evidence."""
+        return {name: redact_url(self.url(name)) for name in self.names()}
+
+    def dispose(self) -> None:
+        for engine in self._engines.values():
+            engine.dispose()
+        self._engines.clear()
+
+    def __enter__(self) -> Connections:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.dispose()
+
+
+def redact_url(url: URL | str) -> str:
+    """The URL with any password replaced by ``***``."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    return redact_text(url)

@@ -1,0 +1,233 @@
+"""The per-environment parameter model: ``params/<env>.yaml`` validated strictly before anything runs.
+
+Every error names the file, the field (as a dotted path) and what was expected. Connections carry
+either a URL without a password or the *name* of an environment variable holding the URL, so a
+params file can be committed and printed without leaking a secret.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.engine import make_url
+
+from runbook_lib.errors import ParamsError
+from runbook_lib.privacy.redaction import redact_text
+
+ENVIRONMENTS = ("dev", "ci", "staging", "prod")
+ENV_VAR_NAME = r"^[A-Z_][A-Z0-9_]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConnectionParams(_Strict):
+    """Where one database is: a password-free ``url`` or the name of a variable holding it."""
+
+    url: str | None = None
+    url_env: Annotated[str, Field(pattern=ENV_VAR_NAME)] | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> ConnectionParams:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give exactly one of 'url' or 'url_env'")
+        return self
+
+    @field_validator("url")
+    @classmethod
+    def _no_password_in_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return url
+        try:
+            parsed = make_url(url)
+        except Exception as exc:
+            raise ValueError(f"not a SQLAlchemy URL ({exc})") from exc
+        if parsed.password:
+            raise ValueError(
+                "a URL written in a params file must not carry a password; "
+                "put the whole URL in an environment variable and name it in 'url_env'"
+            )
+        return url
+
+
+class DemoParams(_Strict):
+    """Size and seed of the generated demo sources."""
+
+    orders: Annotated[int, Field(ge=100, le=5_000_000)] = 20_000
+    seed: int = 20261121
+
+
+class LoadParams(_Strict):
+    """How the loader streams: rows per chunk, full or incremental, foreign keys during a load."""
+
+    chunk_size: Annotated[int, Field(ge=100, le=1_000_000)] = 5_000
+    mode: Literal["full", "incremental"] = "full"
+    # PostgreSQL: drop the loaded tables' foreign keys during the load, validate them at its end
+    # (the loader resolves every reference itself); false keeps them checked row by row.
+    suspend_foreign_keys: bool = True
+
+
+class TrialParams(_Strict):
+    """The deterministic trial sample: percent of root customers, by a hash of their key."""
+
+    sample_percent: Annotated[int, Field(ge=1, le=100)] = 10
+
+
+class GateParams(_Strict):
+    """Thresholds that fail a stage."""
+
+    max_reject_rate: Annotated[float, Field(ge=0, le=1)] = 0.05
+    max_unexplained_differences: Annotated[int, Field(ge=0)] = 0
+
+
+class RunbookParams(_Strict):
+    """Everything one environment's run needs; secrets only by environment variable name."""
+
+    env: Literal["dev", "ci", "staging", "prod"]
+    description: str = ""
+    operator: str | None = None
+    requires_approval: bool = False
+    work_dir: str = Field(description="folder for embedded SQLite files and backups")
+    mapping: str = Field(description="path of the mapping spec, relative to the project")
+    sources: dict[str, ConnectionParams]
+    target: ConnectionParams
+    trial_target: ConnectionParams
+    demo: DemoParams | None = None
+    load: LoadParams = LoadParams()
+    trial: TrialParams = TrialParams()
+    gates: GateParams = GateParams()
+
+    @field_validator("sources")
+    @classmethod
+    def _sources_not_empty(cls, sources: dict[str, ConnectionParams]) -> dict:
+        if not sources:
+            raise ValueError("at least one source connection is required")
+        return sources
+
+
+class LoadedParams:
+    """A validated params file plus where it came from (paths resolve against the project)."""
+
+    def __init__(self, model: RunbookParams, path: Path, project_root: Path) -> None:
+        self.model = model
+        self.path = path
+        self.project_root = project_root
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+    def resolve(self, relative: str) -> Path:
+        """Turn a project-relative path from the params into an absolute one."""
+        path = Path(relative)
+        return path if path.is_absolute() else self.project_root / path
+
+    @property
+    def mapping_path(self) -> Path:
+        return self.resolve(self.model.mapping)
+
+    @property
+    def work_path(self) -> Path:
+        return self.resolve(self.model.work_dir)
+
+    def redacted(self) -> dict:
+        """The parameters as JSON-safe data; they hold no secret values by construction."""
+        return self.model.model_dump(mode="json", exclude_none=True)
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The nearest folder upwards holding both ``params/`` and ``notebooks/``."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "params").is_dir() and (folder / "notebooks").is_dir():
+            return folder
+    raise ParamsError(
+        f"no project found from {here}: expected a folder holding params/ and notebooks/",
+        hint="run the command from the project folder",
+    )
+
+
+def params_path_for(env: str, project_root: Path) -> Path:
+    """Where the params file of ``env`` lives."""
+    return project_root / "params" / f"{env}.yaml"
+
+
+def load_params(
+    env: str | None = None, *, path: Path | None = None, project_root: Path | None = None
+) -> LoadedParams:
+    """Read and validate ``params/<env>.yaml`` (or ``path``); raise ``ParamsError`` naming field and file."""
+    root = project_root or find_project_root()
+    if path is None:
+        if env is None:
+            raise ParamsError("give an environment or a params file")
+        if env not in ENVIRONMENTS:
+            raise ParamsError(
+                f"unknown environment {env!r}", hint=f"use one of {', '.join(ENVIRONMENTS)}"
+            )
+        path = params_path_for(env, root)
+    path = Path(path)
+    shown = _display_path(path, root)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ParamsError(f"{shown}: params file not found") from exc
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{shown}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{shown}: expected a mapping of parameters at the top level")
+    try:
+        model = RunbookParams.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamsError(f"{shown}: invalid parameters:\n{format_validation_error(exc)}") from None
+    if env is not None and model.env != env:
+        raise ParamsError(
+            f"{shown}: field 'env' is {model.env!r}, expected {env!r} (the file's name)"
+        )
+    return LoadedParams(model, path.resolve(), root)
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem: the dotted field, what was expected, and what was found."""
+    lines = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            parent = _model_at(RunbookParams, error["loc"][:-1])
+            valid = ", ".join(parent.model_fields) if parent else "see the documentation"
+            lines.append(f"  {field}: unknown field; valid fields here: {valid}")
+        elif error["type"] == "missing":
+            lines.append(f"  {field}: required field is missing")
+        else:
+            found = error.get("input")
+            shown = "" if isinstance(found, dict | list) else f" (found {redact_text(repr(found))})"
+            lines.append(f"  {field}: {error['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The model class that sits at ``loc`` (skipping dict keys), to list its valid fields."""
+    current: type[BaseModel] | None = model
+    parts = list(loc)
+    while parts and current is not None:
+        field = current.model_fields.get(parts.pop(0))
+        if field is None:
+            return None
+        annotation = field.annotation
+        if getattr(annotation, "__origin__", None) is dict:
+            parts = parts[1:]  # the next part is a key of the dict, not a field
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        current = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+    return current
+
+
+def _display_path(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root))
+    except ValueError:
+        return str(path)

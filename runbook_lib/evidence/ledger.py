@@ -1,0 +1,222 @@
+"""The append-only ledger of an environment's evidence: ``outputs/<env>/ledger.jsonl``.
+
+Every time a run's manifest is written (a run opens, a stage ends, the run closes, a stage is
+re-run, the run is rolled back, approved or its report rewritten) ``seal`` saves the manifest and
+appends one line recording the manifest's sha256. So the ledger holds every version of every
+manifest, in order, and a manifest changed outside ``seal`` no longer matches its last line.
+
+Each line is canonical JSON (sorted keys, no spaces) holding ``seq`` (1, 2, ...), the sha256 of
+the previous line (``prev``) and its own sha256 (``entry_sha256``, over the other fields): editing
+any byte of a line, or removing one, breaks the line itself or the next one. When a run opens, its
+manifest's ``chain`` names the previous run of the environment and the ledger line (``seq`` and
+manifest sha256) of that run's manifest at that moment: removing a run from the middle breaks the
+chain even where the ledger is intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from runbook_lib.errors import RunbookError
+from runbook_lib.evidence.run_folder import MANIFEST, Manifest, sha256_file, utc_now
+
+LEDGER = "ledger.jsonl"
+GENESIS = "0" * 64
+
+
+class EvidenceError(RunbookError):
+    """Evidence does not verify, or new evidence cannot be recorded safely."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One ledger line: a version of one run's manifest."""
+
+    seq: int
+    at: str
+    run_id: str
+    event: str
+    detail: str
+    manifest_sha256: str
+    prev: str
+    entry_sha256: str
+
+    def line(self) -> str:
+        return canonical(asdict(self))
+
+
+def canonical(data: dict) -> str:
+    """The one byte form of a ledger line."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _entry_hash(fields: dict) -> str:
+    body = {k: v for k, v in fields.items() if k != "entry_sha256"}
+    return hashlib.sha256(canonical(body).encode("utf-8")).hexdigest()
+
+
+def ledger_path(run_dir: Path) -> Path:
+    """The ledger of the environment a run folder belongs to."""
+    return run_dir.parent / LEDGER
+
+
+@dataclass(frozen=True)
+class LedgerProblem:
+    """Where the ledger is damaged (1-based line number) and how."""
+
+    line: int
+    message: str
+
+
+def read(path: Path) -> tuple[list[Entry], list[LedgerProblem]]:
+    """Every intact entry, and every problem: unreadable, edited, out of order or unchained lines."""
+    if not path.is_file():
+        return [], []
+    entries: list[Entry] = []
+    problems: list[LedgerProblem] = []
+    previous = GENESIS
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        if not raw:
+            continue
+        try:
+            fields = json.loads(raw.decode("utf-8"))
+            entry = Entry(**fields)
+        except (ValueError, TypeError):
+            problems.append(LedgerProblem(number, "not a ledger entry (unreadable or edited)"))
+            previous = None
+            continue
+        if entry.line().encode("utf-8") != raw:
+            problems.append(LedgerProblem(number, "not in canonical form (edited)"))
+        if _entry_hash(fields) != entry.entry_sha256:
+            problems.append(LedgerProblem(number, "its entry_sha256 does not match its content"))
+        if previous is not None and entry.prev != previous:
+            problems.append(
+                LedgerProblem(number, "does not chain to the line before it (a line removed?)")
+            )
+        expected = entries[-1].seq + 1 if entries else 1
+        if entry.seq != expected:
+            problems.append(LedgerProblem(number, f"seq {entry.seq} where {expected} was due"))
+        previous = entry.entry_sha256
+        entries.append(entry)
+    return entries, problems
+
+
+def latest(entries: list[Entry], run_id: str) -> Entry | None:
+    """The last recorded version of ``run_id``'s manifest."""
+    found = [e for e in entries if e.run_id == run_id]
+    return found[-1] if found else None
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the ledger itself (created empty if new) while appending."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as handle:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: one writer at a time by convention
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def seal(
+    manifest: Manifest, event: str, detail: str = "", *, opening: bool = False
+) -> Entry | None:
+    """Save ``manifest`` and append its hash to the ledger (no line when nothing changed).
+
+    Write-ahead: the new version is written to ``manifest.tmp``, its line appended, and only then
+    does it replace ``manifest.json``; ``recover`` finishes a seal a crash cut between the two.
+    ``opening`` links a new run to the previous run of its environment first. Refuses to append to
+    a damaged ledger: new evidence must not be chained to a broken history.
+    """
+    path = ledger_path(manifest.run_dir)
+    with _locked(path):
+        entries, problems = read(path)
+        _refuse_damaged(path, problems)
+        if opening:
+            manifest.data["chain"] = _link(entries, manifest.data["run_id"])
+        digest = sha256_file(manifest.write_pending())
+        last = latest(entries, manifest.data["run_id"])
+        if last is not None and last.manifest_sha256 == digest:
+            manifest.commit_pending()
+            return None
+        fields = {
+            "seq": len(entries) + 1,
+            "at": utc_now(),
+            "run_id": manifest.data["run_id"],
+            "event": event,
+            "detail": detail,
+            "manifest_sha256": digest,
+            "prev": entries[-1].entry_sha256 if entries else GENESIS,
+        }
+        entry = Entry(**fields, entry_sha256=_entry_hash(fields))
+        with path.open("ab") as handle:
+            handle.write(entry.line().encode("utf-8") + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        manifest.commit_pending()
+        return entry
+
+
+def recover(run_dir: Path) -> bool:
+    """Finish a seal interrupted after its ledger line: the pending manifest is the recorded one."""
+    pending = Manifest(run_dir, {}).pending_path
+    if not pending.is_file():
+        return False
+    path = ledger_path(run_dir)
+    with _locked(path):
+        last = latest(read(path)[0], run_dir.name)
+        if last is None or sha256_file(pending) != last.manifest_sha256:
+            return False
+        pending.replace(run_dir / MANIFEST)
+        return True
+
+
+def require_sound(env_dir: Path) -> None:
+    """Refuse to start a run whose evidence would be chained to a damaged ledger."""
+    path = env_dir / LEDGER
+    _refuse_damaged(path, read(path)[1])
+
+
+def _refuse_damaged(path: Path, problems: list[LedgerProblem]) -> None:
+    if problems:
+        first = problems[0]
+        raise EvidenceError(
+            f"{path} line {first.line}: {first.message}; nothing was recorded",
+            hint="runbook verify <a run folder of this env> lists every problem; investigate first",
+        )
+
+
+def _link(entries: list[Entry], run_id: str) -> dict:
+    """The chain field of a new run: the previous run opened in this env and its manifest then."""
+    previous = previous_run(entries, run_id)
+    if previous is None:
+        return {"ledger": LEDGER, "previous_run_id": None}
+    last = latest(entries, previous)
+    return {
+        "ledger": LEDGER,
+        "previous_run_id": previous,
+        "previous_manifest_sha256": last.manifest_sha256,
+        "previous_ledger_seq": last.seq,
+    }
+
+
+def previous_run(entries: list[Entry], run_id: str) -> str | None:
+    """The run opened last before ``run_id`` was (or, for a run not yet opened, before now)."""
+    opened = [e.run_id for e in entries if e.event == "open"]
+    if run_id in opened:
+        opened = opened[: opened.index(run_id)]
+    return opened[-1] if opened else None

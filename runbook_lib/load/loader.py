@@ -1,0 +1,580 @@
+"""The loader: stream every source through its mapping into the target, chunk by chunk.
+
+Each chunk is one target transaction holding its rows, its crosswalk rows and its rejects, so a
+chunk is either wholly loaded or not at all. References to earlier targets (an order's customer)
+are resolved per chunk by a keyed query against the target, which keeps memory flat however large
+the tables grow. Merge targets (customers) deduplicate on their match keys in survivorship order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+
+import sqlalchemy as sa
+
+from runbook_lib.db.constraints import chunk_checker
+from runbook_lib.db.writes import begin_lookups, key_in, refresh_statistics, write_rows
+from runbook_lib.errors import GateFailedError, RunbookError
+from runbook_lib.load import checkpoints, foreign_keys
+from runbook_lib.load.merge import merge_chunk
+from runbook_lib.load.quarantine import REJECTS_TABLE, Reject, ensure_rejects_table, write_rejects
+from runbook_lib.spec.compiled import ColumnBatch, RowRejected, SourcePipeline, compile_pipelines
+from runbook_lib.spec.model import LoadedSpec
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class SourceLoadResult:
+    """What became of every row of one source table, as the loader saw it."""
+
+    target_table: str
+    source_system: str
+    source_table: str
+    source_rows: int
+    loaded: int
+    merged: int
+    quarantined: dict[str, int]
+    filtered: dict[str, int]
+    seconds: float
+
+    @property
+    def quarantined_total(self) -> int:
+        return sum(self.quarantined.values())
+
+    @property
+    def balanced(self) -> bool:
+        accounted = self.loaded + self.merged + self.quarantined_total + sum(self.filtered.values())
+        return accounted == self.source_rows
+
+    def to_dict(self) -> dict:
+        return {
+            "target_table": self.target_table,
+            "source_system": self.source_system,
+            "source_table": self.source_table,
+            "source_rows": self.source_rows,
+            "loaded": self.loaded,
+            "merged": self.merged,
+            "quarantined": self.quarantined_total,
+            "quarantined_by_rule": dict(self.quarantined),
+            "filtered": sum(self.filtered.values()),
+            "filtered_by_rule": dict(self.filtered),
+            "balanced": self.balanced,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """The outcome of a trial or full load."""
+
+    mode: str
+    run_id: str
+    target: str
+    sample_percent: int | None
+    max_reject_rate: float
+    results: tuple[SourceLoadResult, ...] = field(default_factory=tuple)
+
+    @property
+    def source_rows(self) -> int:
+        return sum(r.source_rows for r in self.results)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(r.quarantined_total for r in self.results)
+
+    @property
+    def reject_rate(self) -> float:
+        return self.quarantined / self.source_rows if self.source_rows else 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(r.balanced for r in self.results) and self.reject_rate <= self.max_reject_rate
+
+    def to_dict(self) -> dict:
+        return {
+            "mode": self.mode,
+            "run_id": self.run_id,
+            "target": self.target,
+            "sample_percent": self.sample_percent,
+            "source_rows": self.source_rows,
+            "loaded": sum(r.loaded for r in self.results),
+            "merged": sum(r.merged for r in self.results),
+            "quarantined": self.quarantined,
+            "filtered": sum(sum(r.filtered.values()) for r in self.results),
+            "reject_rate": round(self.reject_rate, 6),
+            "max_reject_rate": self.max_reject_rate,
+            "passed": self.passed,
+            "tables": [r.to_dict() for r in self.results],
+        }
+
+    def render(self) -> str:
+        header = f"{'source':<28} {'target':<14} {'rows':>9} {'loaded':>9} {'merged':>7} {'quar.':>6} {'filt.':>6}  ok"
+        lines = [f"{self.mode} load into {self.target}", header, "-" * len(header)]
+        for r in self.results:
+            lines.append(
+                f"{r.source_system + '.' + r.source_table:<28} {r.target_table:<14} {r.source_rows:>9,} "
+                f"{r.loaded:>9,} {r.merged:>7,} {r.quarantined_total:>6,} {sum(r.filtered.values()):>6,}  "
+                f"{'yes' if r.balanced else 'NO'}"
+            )
+        lines.append(
+            f"reject rate {self.reject_rate:.3%} (gate {self.max_reject_rate:.3%}): "
+            f"{'passed' if self.passed else 'FAILED'}"
+        )
+        return "\n".join(lines)
+
+    def raise_if_failed(self) -> None:
+        unbalanced = [f"{r.source_system}.{r.source_table}" for r in self.results if not r.balanced]
+        if unbalanced:
+            raise GateFailedError(
+                f"{self.mode} load: rows unaccounted for in {', '.join(unbalanced)}"
+            )
+        if self.reject_rate > self.max_reject_rate:
+            raise GateFailedError(
+                f"{self.mode} load: {self.quarantined:,} of {self.source_rows:,} rows quarantined "
+                f"({self.reject_rate:.3%}), above the gate of {self.max_reject_rate:.3%}",
+                hint="triage the rejects by rule, fix the source or the spec, then roll back and re-run",
+            )
+
+
+def touched_tables(spec: LoadedSpec) -> list[str]:
+    """Every target table a load writes, in load order (crosswalks after their merge target)."""
+    return [table for name in spec.spec.targets for table in _tables_of(spec, name)]
+
+
+def _tables_of(spec: LoadedSpec, target_name: str) -> list[str]:
+    merge = spec.spec.targets[target_name].merge
+    return [target_name, *([merge.crosswalk] if merge else [])]
+
+
+def ordered_pipelines(spec: LoadedSpec) -> list[SourcePipeline]:
+    """Pipelines in load order; a merge target's sources in survivorship order."""
+    pipelines = compile_pipelines(spec)
+    ordered: list[SourcePipeline] = []
+    for name, target in spec.spec.targets.items():
+        own = [p for p in pipelines if p.target_name == name]
+        if target.merge:
+            rank = {system: i for i, system in enumerate(target.merge.survivorship)}
+            own.sort(key=lambda p: rank.get(p.system, len(rank)))
+        ordered.extend(own)
+    return ordered
+
+
+def refuse_non_empty_target(engine: sa.Engine, tables: Iterable[str]) -> None:
+    """A full load starts from an empty target: anything else needs a rollback first."""
+    inspector = sa.inspect(engine)
+    existing = set(inspector.get_table_names())
+    occupied = {}
+    with engine.connect() as connection:
+        for name in tables:
+            if name in existing:
+                rows = connection.execute(
+                    sa.select(sa.func.count()).select_from(sa.table(name))
+                ).scalar_one()
+                if rows:
+                    occupied[name] = rows
+    if occupied:
+        listing = ", ".join(f"{name} ({rows:,} rows)" for name, rows in occupied.items())
+        raise RunbookError(
+            f"the target already holds data in {listing}",
+            hint="roll back the earlier run (runbook rollback --env ENV --run-id RUN) "
+            "or rebuild the demo (runbook demo-data --env ENV)",
+        )
+
+
+def load(
+    spec: LoadedSpec,
+    sources: dict[str, sa.Engine],
+    target: sa.Engine,
+    *,
+    run_id: str,
+    mode: str,
+    chunk_size: int,
+    max_reject_rate: float,
+    target_label: str,
+    sample_percent: int | None = None,
+    progress: Progress | None = None,
+    suspend_foreign_keys: bool = True,
+) -> LoadReport:
+    """Load every source of the spec into ``target``; ``sources`` is keyed by system name.
+
+    A load that this run already started (a crash, a kill, a failed gate) continues from its
+    checkpoints; a target holding anybody else's data is refused. Where the dialect supports it
+    (PostgreSQL), the loaded tables' foreign keys are suspended while rows stream in and
+    validated once at the end (see ``foreign_keys``).
+    """
+    ensure_rejects_table(target)
+    checkpoints.ensure_checkpoints_table(target)
+    if not checkpoints.has_any(target, run_id, mode):
+        refuse_non_empty_target(target, touched_tables(spec))
+    if suspend_foreign_keys:
+        foreign_keys.suspend(target, touched_tables(spec), run_id)
+    metadata = sa.MetaData()
+    metadata.reflect(
+        target, only=[*touched_tables(spec), REJECTS_TABLE, checkpoints.CHECKPOINTS_TABLE]
+    )
+    results = []
+    for pipeline in ordered_pipelines(spec):
+        key = checkpoints.CheckpointKey(
+            run_id, mode, pipeline.target_name, pipeline.system, pipeline.table
+        )
+        results.append(
+            _load_source(
+                pipeline,
+                sources[pipeline.system],
+                target,
+                metadata,
+                key=key,
+                chunk_size=chunk_size,
+                sample_percent=sample_percent,
+                progress=progress,
+            )
+        )
+        # Statistics now, not at the end: the next sources look rows up in this table chunk by
+        # chunk (their parents, their duplicates), and a planner that still thinks it empty
+        # scans it every time.
+        refresh_statistics(target, _tables_of(spec, pipeline.target_name))
+    with target.begin() as connection:  # after the statistics: validating a key plans a join
+        foreign_keys.reinstate(connection, run_id)
+    return LoadReport(
+        mode=mode,
+        run_id=run_id,
+        target=target_label,
+        sample_percent=sample_percent,
+        max_reject_rate=max_reject_rate,
+        results=tuple(results),
+    )
+
+
+def _load_source(
+    pipeline: SourcePipeline,
+    source: sa.Engine,
+    target: sa.Engine,
+    metadata: sa.MetaData,
+    *,
+    key: checkpoints.CheckpointKey,
+    chunk_size: int,
+    sample_percent: int | None,
+    progress: Progress | None,
+) -> SourceLoadResult:
+    counts = count_source(pipeline, source, sample_percent=sample_percent)
+    filtered = {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("filtered:")}
+    with target.connect() as connection:
+        state = checkpoints.read(connection, key)
+    if state.chunks == 0 and state.watermark is None:
+        state = replace(state, watermark=_watermark_before_load(pipeline, source))
+    if not state.done:
+        state = _stream_source(
+            pipeline,
+            source,
+            target,
+            metadata,
+            key,
+            state,
+            counts,
+            chunk_size,
+            sample_percent,
+            progress,
+        )
+    return SourceLoadResult(
+        target_table=pipeline.target_name,
+        source_system=pipeline.system,
+        source_table=pipeline.table,
+        source_rows=counts["source_rows"],
+        loaded=state.loaded,
+        merged=state.merged,
+        quarantined=dict(state.quarantined),
+        filtered=filtered,
+        seconds=state.seconds,
+    )
+
+
+def _watermark_before_load(pipeline: SourcePipeline, source: sa.Engine) -> str | None:
+    """The change column's high point before the load: a later sync picks up from there.
+
+    Taken before the first row is read, so a row changed during the load is applied again by the
+    sync (an idempotent upsert) rather than missed.
+    """
+    declared = pipeline.source.watermark
+    if declared is None or declared.column in pipeline.key_columns:
+        return None
+    with source.connect() as connection:
+        highest = connection.execute(
+            sa.select(sa.func.max(sa.column(declared.column))).select_from(sa.table(pipeline.table))
+        ).scalar()
+    return None if highest is None else str(highest)
+
+
+def _stream_source(
+    pipeline: SourcePipeline,
+    source: sa.Engine,
+    target: sa.Engine,
+    metadata: sa.MetaData,
+    key: checkpoints.CheckpointKey,
+    state: checkpoints.Progress,
+    counts: dict[str, int],
+    chunk_size: int,
+    sample_percent: int | None,
+    progress: Progress | None,
+) -> checkpoints.Progress:
+    """Load the rows after the checkpoint, one transaction per chunk, checkpoint included.
+
+    Reading, transforming and resolving the references of chunk N+1 overlaps with writing chunk
+    N: a single writer thread commits the chunks one by one, in order, while this thread reads
+    ahead by one chunk. The database does much of a write's work in its own process (COPY,
+    indexes), so on two cores the halves run side by side; memory holds three chunks at most.
+    """
+    write_chunk = _ChunkCommitter(pipeline, target, metadata, key)
+    expected = counts["source_rows"] - sum(
+        v for k, v in counts.items() if k.startswith("filtered:")
+    )
+    query = pipeline.select(sample_percent=sample_percent, after_key=state.last_key)
+    if progress:  # starts the clock for the rate of this table
+        progress(pipeline.label, state.rows_read, expected)
+    with (
+        source.connect() as source_connection,
+        target.connect() as lookups,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="runbook-writer") as writer,
+    ):
+        result = source_connection.execute(
+            query.execution_options(stream_results=True, yield_per=chunk_size)
+        )
+        pending: Future | None = None
+        for partition in result.partitions(chunk_size):
+            batch, rejects = transform_batch(pipeline, partition)
+            # Parents belong to earlier targets, already committed: safe to look up from here.
+            begin_lookups(lookups)
+            batch = resolve_references(lookups, pipeline, metadata, batch, rejects)
+            lookups.rollback()  # no read transaction held open between chunks
+            if pending is not None:
+                state = pending.result()
+                if progress:
+                    progress(pipeline.label, state.rows_read, expected)
+            pending = writer.submit(
+                write_chunk,
+                state,
+                batch,
+                rejects,
+                pipeline.key_values(partition[-1]),
+                len(partition),
+            )
+        if pending is not None:
+            state = pending.result()
+            if progress:
+                progress(pipeline.label, state.rows_read, expected)
+    state = replace(state, done=True)
+    with target.begin() as connection:
+        checkpoints.write(connection, key, state)
+    return state
+
+
+class _ChunkCommitter:
+    """Writes one transformed chunk and its checkpoint in one target transaction.
+
+    Called for one chunk at a time, in order (the loader's writer thread), so the id sequence
+    and the clock need no lock.
+    """
+
+    def __init__(
+        self,
+        pipeline: SourcePipeline,
+        target: sa.Engine,
+        metadata: sa.MetaData,
+        key: checkpoints.CheckpointKey,
+    ) -> None:
+        self.pipeline = pipeline
+        self.target = target
+        self.metadata = metadata
+        self.key = key
+        self.table = metadata.tables[pipeline.target_name]
+        self.id_column = pipeline.target.id_column
+        self.next_id = IdSequence(target, self.table, self.id_column)
+        self.violations = chunk_checker(
+            self.table,
+            ["source_system", "source_key", *(n for c in pipeline.columns for n in c.outputs)],
+            {self.id_column},
+        )
+        self.last_commit = time.perf_counter()
+
+    def __call__(
+        self,
+        state: checkpoints.Progress,
+        batch: ColumnBatch,
+        rejects: list[Reject],
+        last_key: tuple,
+        rows_read: int,
+    ) -> checkpoints.Progress:
+        pipeline = self.pipeline
+        with self.target.begin() as connection:
+            batch = _quarantine_violations(pipeline, batch, rejects, self.violations)
+            if pipeline.target.merge:
+                new, dup = merge_chunk(
+                    connection,
+                    pipeline,
+                    self.metadata,
+                    pipeline.target.merge,
+                    batch.pairs(),
+                    self.next_id,
+                )
+            else:
+                if self.id_column:
+                    batch.columns[self.id_column] = self.next_id.take(len(batch))
+                write_rows(connection, self.table, list(batch.columns), batch.rows())
+                new, dup = len(batch), 0
+            write_rejects(connection, self.key.run_id, rejects)
+            rejected: dict[str, int] = {}
+            for reject in rejects:
+                rejected[reject.rule] = rejected.get(reject.rule, 0) + 1
+            now = time.perf_counter()
+            state = state.advance(
+                last_key=last_key,
+                rows=rows_read,
+                loaded=new,
+                merged=dup,
+                rejected=rejected,
+                seconds=now - self.last_commit,
+            )
+            self.last_commit = now
+            checkpoints.write(connection, self.key, state)
+        return state
+
+
+def _quarantine_violations(
+    pipeline: SourcePipeline, batch: ColumnBatch, rejects: list[Reject], violations
+) -> ColumnBatch:
+    """Rows the target would refuse go to quarantine with the constraint they break."""
+    found = violations(batch.columns)
+    for index in sorted(found):
+        rejects.append(_reject(pipeline, batch.raws[index], *found[index]))
+    return batch.without(found)
+
+
+def count_source(
+    pipeline: SourcePipeline, source: sa.Engine, *, sample_percent: int | None
+) -> dict[str, int]:
+    """Rows in the source table (in the sample, for a trial) and rows each named filter excludes."""
+    with source.connect() as connection:
+        return {
+            name: connection.execute(query).scalar_one()
+            for name, query in pipeline.count_queries(sample_percent=sample_percent).items()
+        }
+
+
+def transform_batch(pipeline: SourcePipeline, partition) -> tuple[ColumnBatch, list[Reject]]:
+    """A chunk's transformed rows as columns, and the rejects of those that failed a transform.
+
+    The loader's path (a column at a time); :func:`transform_chunk` is the row-at-a-time
+    reference that validation rebuilds the expected rows with, so every validation compares the
+    two. Rows are tuples in the pipeline's select order.
+    """
+    batch, failed = pipeline.transform_columns(partition)
+    return batch, [_reject(pipeline, raw, exc.rule, exc.message) for raw, exc in failed]
+
+
+def transform_chunk(
+    pipeline: SourcePipeline, partition
+) -> tuple[list[tuple[tuple, dict]], list[Reject]]:
+    """(raw, transformed) rows of a chunk, and the rejects of those that failed a transform.
+
+    Row at a time, through :meth:`SourcePipeline.transform`: the reference that validation
+    uses. Rows are tuples in the pipeline's select order (mappings are accepted and converted).
+    """
+    good, rejects = [], []
+    transform = pipeline.transform
+    if partition and isinstance(partition[0], sa.RowMapping):
+        partition = [tuple(mapping.values()) for mapping in partition]
+    for raw in partition:  # SQLAlchemy rows index like tuples; no conversion needed
+        try:
+            good.append((raw, transform(raw)))
+        except RowRejected as exc:
+            rejects.append(_reject(pipeline, raw, exc.rule, exc.message))
+    return good, rejects
+
+
+def _reject(pipeline: SourcePipeline, raw: tuple, rule: str, message: str) -> Reject:
+    return Reject(
+        target_table=pipeline.target_name,
+        source_system=pipeline.system,
+        source_table=pipeline.table,
+        source_key=pipeline.source_key(raw),
+        rule=rule,
+        message=message,
+        raw_row=pipeline.raw_dict(raw),
+    )
+
+
+def reference_lookup(
+    connection: sa.Connection,
+    pipeline: SourcePipeline,
+    metadata: sa.MetaData,
+    references: str,
+    keys: set[str],
+) -> dict[str, int]:
+    """Parent source key → parent target id, for the rows of ``references`` from this system."""
+    parent = pipeline.spec.spec.targets[references]
+    table = metadata.tables[parent.merge.crosswalk if parent.merge else references]
+    id_name = parent.id_column
+    found: dict[str, int] = {}
+    for condition in key_in(table.c.source_key, sorted(keys), connection.dialect.name):
+        query = sa.select(table.c.source_key, table.c[id_name]).where(
+            table.c.source_system == pipeline.system, condition
+        )
+        found.update(connection.execute(query).all())  # one fetch, not one per row
+    return found
+
+
+def resolve_references(
+    connection: sa.Connection,
+    pipeline: SourcePipeline,
+    metadata: sa.MetaData,
+    batch: ColumnBatch,
+    rejects: list[Reject],
+) -> ColumnBatch:
+    """Parent source keys replaced by parent target ids; a row without its parent is an orphan."""
+    for column in pipeline.reference_columns:
+        name = column.outputs[0]
+        parent_keys = batch.columns[name]
+        lookup = reference_lookup(
+            connection, pipeline, metadata, column.references, set(parent_keys) - {None}
+        )
+        found = lookup.get
+        ids = [found(parent_key) for parent_key in parent_keys]
+        orphans = {index for index, parent_id in enumerate(ids) if parent_id is None}
+        for index in sorted(orphans):
+            rejects.append(
+                _reject(
+                    pipeline,
+                    batch.raws[index],
+                    f"orphan_{name}",
+                    f"{name}: no {column.references} row for {pipeline.system} key "
+                    f"{parent_keys[index]}",
+                )
+            )
+        batch.columns[name] = ids
+        batch = batch.without(orphans)
+    return batch
+
+
+class IdSequence:
+    """Surrogate ids handed out by the loader, continuing after the highest id in the target."""
+
+    def __init__(self, engine: sa.Engine, table: sa.Table, id_column: str | None) -> None:
+        self._next = 1
+        if id_column:
+            with engine.connect() as connection:
+                highest = connection.execute(sa.select(sa.func.max(table.c[id_column]))).scalar()
+            self._next = (highest or 0) + 1
+
+    def __call__(self) -> int:
+        value = self._next
+        self._next += 1
+        return value
+
+    def take(self, count: int) -> list[int]:
+        """The next ``count`` ids."""
+        first = self._next
+        self._next += count
+        return list(range(first, self._next))

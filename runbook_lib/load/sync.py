@@ -1,0 +1,409 @@
+"""Incremental sync after the full load: apply what changed at the sources since, report deletions.
+
+Each source declares a watermark in the spec (``watermark: {column: id}``):
+
+* the **key** as watermark (append-only tables such as the behaviour log): rows with a key above
+  the last loaded key are loaded exactly as the full load would, merges and quarantine included;
+* another **column** (``updated_at``): rows whose watermark moved past the last one seen are
+  upserted — updated in place (ids kept) when the target has them, inserted otherwise.
+
+Where the last load or sync stopped is read from the target's checkpoints, and the sync writes its
+own, chunk by chunk, so a killed sync resumes like a killed load. Rows deleted at the source are
+never deleted in the target: they are counted and listed (keys only) for the migration lead.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import sqlalchemy as sa
+
+from runbook_lib.db.writes import adapt_rows, key_in, refresh_statistics, write_dicts
+from runbook_lib.errors import GateFailedError
+from runbook_lib.load import checkpoints
+from runbook_lib.load.loader import (
+    IdSequence,
+    Progress,
+    _stream_source,
+    ordered_pipelines,
+    resolve_references,
+    touched_tables,
+    transform_batch,
+)
+from runbook_lib.load.quarantine import REJECTS_TABLE, ensure_rejects_table, write_rejects
+from runbook_lib.spec.compiled import SourcePipeline
+from runbook_lib.spec.model import LoadedSpec, type_family
+
+MAX_LISTED_DELETIONS = 50
+
+
+@dataclass(frozen=True)
+class SourceSyncResult:
+    """What a sync did for one source."""
+
+    target_table: str
+    source_system: str
+    source_table: str
+    watermark: str | None
+    watermark_before: str | None
+    watermark_after: str | None
+    inserted: int = 0
+    updated: int = 0
+    merged: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    deleted_at_source: int = 0
+    deleted_keys: tuple[str, ...] = ()
+    skipped: str | None = None
+
+    def to_dict(self) -> dict:
+        data = dict(self.__dict__)
+        data["quarantined_by_rule"] = data.pop("quarantined")
+        data["quarantined"] = sum(self.quarantined.values())
+        data["deleted_keys"] = list(self.deleted_keys)
+        return data
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """The outcome of one incremental sync."""
+
+    run_id: str
+    target: str
+    max_reject_rate: float
+    results: tuple[SourceSyncResult, ...] = ()
+
+    @property
+    def applied(self) -> int:
+        return sum(
+            r.inserted + r.updated + r.merged + sum(r.quarantined.values()) for r in self.results
+        )
+
+    @property
+    def quarantined(self) -> int:
+        return sum(sum(r.quarantined.values()) for r in self.results)
+
+    @property
+    def reject_rate(self) -> float:
+        return self.quarantined / self.applied if self.applied else 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.reject_rate <= self.max_reject_rate
+
+    def to_dict(self) -> dict:
+        return {
+            "mode": "incremental",
+            "run_id": self.run_id,
+            "target": self.target,
+            "applied": self.applied,
+            "inserted": sum(r.inserted for r in self.results),
+            "updated": sum(r.updated for r in self.results),
+            "merged": sum(r.merged for r in self.results),
+            "quarantined": self.quarantined,
+            "deleted_at_source": sum(r.deleted_at_source for r in self.results),
+            "reject_rate": round(self.reject_rate, 6),
+            "max_reject_rate": self.max_reject_rate,
+            "passed": self.passed,
+            "tables": [r.to_dict() for r in self.results],
+        }
+
+    def render(self) -> str:
+        header = (
+            f"{'source':<28} {'watermark':<12} {'inserted':>8} {'updated':>8} {'merged':>7} "
+            f"{'quar.':>6} {'deleted':>8}"
+        )
+        lines = [f"incremental sync into {self.target}", header, "-" * len(header)]
+        for r in self.results:
+            name = f"{r.source_system}.{r.source_table}"
+            if r.skipped:
+                lines.append(f"{name:<28} skipped: {r.skipped}")
+                continue
+            lines.append(
+                f"{name:<28} {r.watermark or '':<12} {r.inserted:>8,} {r.updated:>8,} {r.merged:>7,} "
+                f"{sum(r.quarantined.values()):>6,} {r.deleted_at_source:>8,}"
+            )
+        lines.append(
+            f"reject rate {self.reject_rate:.3%} (gate {self.max_reject_rate:.3%}): "
+            f"{'passed' if self.passed else 'FAILED'}"
+        )
+        return "\n".join(lines)
+
+    def raise_if_failed(self) -> None:
+        if not self.passed:
+            raise GateFailedError(
+                f"incremental sync: {self.quarantined:,} of {self.applied:,} changed rows quarantined "
+                f"({self.reject_rate:.3%}), above the gate of {self.max_reject_rate:.3%}"
+            )
+
+
+def sync(
+    spec: LoadedSpec,
+    sources: dict[str, sa.Engine],
+    target: sa.Engine,
+    *,
+    run_id: str,
+    chunk_size: int,
+    max_reject_rate: float,
+    target_label: str,
+    progress: Progress | None = None,
+) -> SyncReport:
+    """Apply source changes since the last load or sync of every source that declares a watermark."""
+    ensure_rejects_table(target)
+    checkpoints.ensure_checkpoints_table(target)
+    metadata = sa.MetaData()
+    metadata.reflect(
+        target, only=[*touched_tables(spec), REJECTS_TABLE, checkpoints.CHECKPOINTS_TABLE]
+    )
+    results = [
+        _sync_source(
+            p,
+            sources[p.system],
+            target,
+            metadata,
+            run_id=run_id,
+            chunk_size=chunk_size,
+            progress=progress,
+        )
+        for p in ordered_pipelines(spec)
+    ]
+    refresh_statistics(target, touched_tables(spec))
+    return SyncReport(
+        run_id=run_id, target=target_label, max_reject_rate=max_reject_rate, results=tuple(results)
+    )
+
+
+def _sync_source(
+    pipeline: SourcePipeline,
+    source: sa.Engine,
+    target: sa.Engine,
+    metadata: sa.MetaData,
+    *,
+    run_id: str,
+    chunk_size: int,
+    progress: Progress | None,
+) -> SourceSyncResult:
+    base = {
+        "target_table": pipeline.target_name,
+        "source_system": pipeline.system,
+        "source_table": pipeline.table,
+    }
+    declared = pipeline.source.watermark
+    if declared is None:
+        return SourceSyncResult(
+            **base,
+            watermark=None,
+            watermark_before=None,
+            watermark_after=None,
+            skipped="no watermark declared in the spec",
+        )
+    previous = checkpoints.latest_done(
+        target, pipeline.target_name, pipeline.system, pipeline.table
+    )
+    if previous is None:
+        return SourceSyncResult(
+            **base,
+            watermark=declared.column,
+            watermark_before=None,
+            watermark_after=None,
+            skipped="never loaded: run the full load first",
+        )
+    key = checkpoints.CheckpointKey(
+        run_id, "sync", pipeline.target_name, pipeline.system, pipeline.table
+    )
+    with target.connect() as connection:
+        state = checkpoints.read(connection, key)
+    if state.chunks == 0 and not state.done:  # a fresh sync starts where the last load stopped
+        state = checkpoints.Progress(last_key=previous.last_key, watermark=previous.watermark)
+    by_key = declared.column in pipeline.key_columns
+    if not state.done:
+        if by_key:
+            state = _stream_source(
+                pipeline,
+                source,
+                target,
+                metadata,
+                key,
+                state,
+                {"source_rows": 0},
+                chunk_size,
+                None,
+                progress,
+            )
+        else:
+            state = _upsert_changed(
+                pipeline, source, target, metadata, key, state, declared.column, chunk_size
+            )
+    deleted, listed = _deleted_at_source(pipeline, source, target, metadata, chunk_size)
+    before = _text(previous.last_key) if by_key else previous.watermark
+    after = _text(state.last_key) if by_key else state.watermark
+    # the sync's own checkpoint counts from zero: merged means "matched an existing entity" for a
+    # key watermark and "updated in place" for a column watermark
+    return SourceSyncResult(
+        **base,
+        watermark=declared.column,
+        watermark_before=before,
+        watermark_after=after,
+        inserted=state.loaded,
+        updated=0 if by_key else state.merged,
+        merged=state.merged if by_key else 0,
+        quarantined=dict(state.quarantined),
+        deleted_at_source=deleted,
+        deleted_keys=listed,
+    )
+
+
+def _text(key: tuple | None) -> str | None:
+    return None if key is None else "|".join(str(part) for part in key)
+
+
+def _upsert_changed(
+    pipeline: SourcePipeline,
+    source: sa.Engine,
+    target: sa.Engine,
+    metadata: sa.MetaData,
+    key: checkpoints.CheckpointKey,
+    state: checkpoints.Progress,
+    column: str,
+    chunk_size: int,
+) -> checkpoints.Progress:
+    """Rows whose watermark column passed the last one seen: update in place or insert."""
+    if pipeline.target.merge:
+        raise GateFailedError(
+            f"{pipeline.label}: a merge target syncs by its key only (declare watermark: {{column: "
+            f"{pipeline.key_columns[0]}}})"
+        )
+    table = metadata.tables[pipeline.target_name]
+    id_column = pipeline.target.id_column
+    next_id = IdSequence(target, table, id_column)
+    dialect = target.dialect.name
+    query = pipeline.select(changed_since=(column, state.watermark))
+    started = time.perf_counter()
+    with source.connect() as source_connection:
+        result = source_connection.execute(
+            query.execution_options(stream_results=True, yield_per=chunk_size)
+        )
+        for partition in result.partitions(chunk_size):
+            marks = [row[-1] for row in partition]
+            batch, rejects = transform_batch(pipeline, [tuple(row[:-1]) for row in partition])
+            with target.begin() as connection:
+                batch = resolve_references(connection, pipeline, metadata, batch, rejects)
+                rows = [out for _raw, out in batch.pairs()]
+                existing = set()
+                for condition in key_in(
+                    table.c.source_key, [r["source_key"] for r in rows], dialect
+                ):
+                    existing.update(
+                        connection.execute(
+                            sa.select(table.c.source_key).where(
+                                table.c.source_system == pipeline.system, condition
+                            )
+                        ).scalars()
+                    )
+                updates = [r for r in rows if r["source_key"] in existing]
+                inserts = [r for r in rows if r["source_key"] not in existing]
+                for row in adapt_rows(dialect, updates):
+                    values = {
+                        k: v for k, v in row.items() if k not in ("source_system", "source_key")
+                    }
+                    connection.execute(
+                        table.update()
+                        .where(
+                            table.c.source_system == pipeline.system,
+                            table.c.source_key == row["source_key"],
+                        )
+                        .values(**values)
+                    )
+                if id_column:
+                    for row in inserts:
+                        row[id_column] = next_id()
+                if inserts:
+                    write_dicts(connection, table, inserts)
+                    _forget_old_rejects(
+                        connection, metadata, pipeline, [r["source_key"] for r in inserts]
+                    )
+                write_rejects(connection, key.run_id, rejects)
+                counts: dict[str, int] = {}
+                for reject in rejects:
+                    counts[reject.rule] = counts.get(reject.rule, 0) + 1
+                now = time.perf_counter()
+                state = state.advance(
+                    last_key=pipeline.key_values(partition[-1]),
+                    rows=len(partition),
+                    loaded=len(inserts),
+                    merged=len(updates),
+                    rejected=counts,
+                    seconds=now - started,
+                )
+                seen = [m for m in marks if m is not None]
+                if seen:
+                    state = replace(state, watermark=str(max(seen)))
+                started = now
+                checkpoints.write(connection, key, state)
+    state = replace(state, done=True)
+    with target.begin() as connection:
+        checkpoints.write(connection, key, state)
+    return state
+
+
+def _forget_old_rejects(
+    connection: sa.Connection, metadata: sa.MetaData, pipeline: SourcePipeline, keys: list[str]
+) -> None:
+    """A row quarantined by an earlier run and loaded now (fixed at the source) is no longer a reject."""
+    rejects = metadata.tables[REJECTS_TABLE]
+    for condition in key_in(rejects.c.source_key, keys, connection.dialect.name):
+        connection.execute(
+            rejects.delete().where(
+                rejects.c.target_table == pipeline.target_name,
+                rejects.c.source_system == pipeline.system,
+                rejects.c.source_table == pipeline.table,
+                condition,
+            )
+        )
+
+
+def _deleted_at_source(
+    pipeline: SourcePipeline,
+    source: sa.Engine,
+    target: sa.Engine,
+    metadata: sa.MetaData,
+    chunk_size: int,
+) -> tuple[int, tuple[str, ...]]:
+    """Target rows whose source row is gone, found chunk by chunk (flat memory)."""
+    if pipeline.target.merge:
+        table = metadata.tables[pipeline.target.merge.crosswalk]
+    else:
+        table = metadata.tables[pipeline.target_name]
+    if len(pipeline.key_columns) != 1:
+        return 0, ()
+    key_name = pipeline.key_columns[0]
+    key_column = sa.column(key_name)
+    source_table = sa.table(pipeline.table, key_column)
+    # compare in the source's own key type, so the source can use its index
+    family = next(
+        (
+            type_family(c["type"])
+            for c in sa.inspect(source).get_columns(pipeline.table)
+            if c["name"] == key_name
+        ),
+        "text",
+    )
+    as_source = int if family == "integer" else str
+    deleted, listed = 0, []
+    query = sa.select(table.c.source_key).where(table.c.source_system == pipeline.system)
+    with target.connect() as target_connection, source.connect() as source_connection:
+        result = target_connection.execute(
+            query.execution_options(stream_results=True, yield_per=chunk_size)
+        )
+        for partition in result.partitions(chunk_size):
+            keys = [row[0] for row in partition]
+            present = set()
+            for condition in key_in(key_column, [as_source(k) for k in keys], source.dialect.name):
+                found = source_connection.execute(
+                    sa.select(key_column).select_from(source_table).where(condition)
+                )
+                present.update(str(k) for k in found.scalars())
+            gone = [k for k in keys if k not in present]
+            deleted += len(gone)
+            listed.extend(gone[: MAX_LISTED_DELETIONS - len(listed)])
+    return deleted, tuple(listed)

@@ -1,0 +1,143 @@
+"""Masking of personal data before it reaches evidence: emails, phones, names, free text.
+
+Masks keep just enough to recognise a record in a conversation (first letter, domain, last two
+digits, initials) and nothing that identifies a person on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from runbook_lib.privacy.classification import classify_column
+
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_UNREADABLE = object()
+# not right after "/" or ":": the user of a URL (scheme://user@host) is not an email address
+_EMAIL_IN_TEXT = re.compile(r"(?<![/:\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def mask_email(value: object) -> object:
+    """``li.wei@example.com`` → ``l***@example.com``."""
+    if not isinstance(value, str) or not value:
+        return value
+    local, at, domain = value.strip().rpartition("@")
+    if not at:
+        return _mask_text(value)
+    return f"{local[:1]}***@{domain}" if local else f"***@{domain}"
+
+
+def mask_phone(value: object) -> object:
+    """Keep only the last two digits: ``+8613812345678`` → ``***78``."""
+    if value is None:
+        return None
+    digits = re.sub(r"\D", "", str(value))
+    return f"***{digits[-2:]}" if len(digits) >= 2 else "***"
+
+
+def mask_name(value: object) -> object:
+    """Names to initials: ``Mary Ann Smith`` → ``M. A. S.``; ``欧阳娜娜`` → ``欧*``."""
+    if not isinstance(value, str) or not value.strip():
+        return value
+    text = value.strip()
+    if _CJK.search(text):
+        return f"{text[0]}*"
+    return " ".join(f"{part[0]}." for part in text.split())
+
+
+def _mask_text(value: object) -> object:
+    if not isinstance(value, str) or not value:
+        return value
+    return f"{value[:1]}***"
+
+
+def _redact(value: object) -> object:
+    return None if value is None else "[redacted]"
+
+
+MASKERS: dict[str, Callable[[object], object]] = {
+    "email": mask_email,
+    "phone": mask_phone,
+    "name": mask_name,
+    "address": _mask_text,
+    "username": _mask_text,
+    "credential": _redact,
+}
+
+
+def mask_value(classification: str, value: object) -> object:
+    """Mask ``value`` according to its column's classification (``other`` passes through)."""
+    return MASKERS.get(classification, lambda v: v)(value)
+
+
+def mask_row(row: dict, classifications: dict[str, str]) -> dict:
+    """Every value of ``row`` masked by its column's classification."""
+    return {
+        name: mask_value(classifications.get(name, "other"), value) for name, value in row.items()
+    }
+
+
+def mask_emails_in_text(text: str) -> str:
+    """Every email address inside free text (an error message, a log line) masked."""
+    return _EMAIL_IN_TEXT.sub(lambda match: str(mask_email(match.group(0))), text or "")
+
+
+@dataclass(frozen=True)
+class Masker:
+    """Masks sample rows of any source or target table by the assessment's classification.
+
+    ``classifications`` maps ``system.table`` (or a bare target table name) to column →
+    classification, as the assessment glued them; a column it does not know is classified from
+    its name, and email addresses are masked wherever they appear in an unclassified text value.
+    """
+
+    classifications: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_assessment(cls, assessment: dict) -> Masker:
+        """From the glued ``assessment`` of stage 00 (its ``columns`` list)."""
+        found: dict[str, dict[str, str]] = {}
+        for column in assessment.get("columns", []):
+            table = f"{column['system']}.{column['table']}"
+            found.setdefault(table, {})[column["column"]] = column["classification"]
+        return cls(found)
+
+    def classification(self, table: str, column: str) -> str:
+        known = self.classifications.get(table, {}).get(column)
+        if known is not None:
+            return known
+        return classify_column(table.rpartition(".")[2], column)[0]
+
+    def mask_row(self, table: str, row: dict) -> dict:
+        """``row`` of ``table`` (``system.table`` for a source) with personal values masked."""
+        masked = {}
+        for column, value in row.items():
+            kind = self.classification(table, column)
+            if kind == "other" and isinstance(value, str):
+                masked[column] = mask_emails_in_text(value)
+            else:
+                masked[column] = mask_value(kind, value)
+        return masked
+
+    def mask_rows(self, table: str, rows: Iterable[dict]) -> list[dict]:
+        return [self.mask_row(table, dict(row)) for row in rows]
+
+    def mask_reject(self, reject: dict) -> dict:
+        """A row of the reject table for evidence: its raw source row and message masked."""
+        table = f"{reject.get('source_system')}.{reject.get('source_table')}"
+        shown = dict(reject)
+        raw = reject.get("raw_row")
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except ValueError:
+                raw = _UNREADABLE
+        if isinstance(raw, dict):
+            shown["raw_row"] = self.mask_row(table, raw)
+        elif raw is not None:
+            shown["raw_row"] = "[unreadable raw row hidden]"
+        if isinstance(reject.get("message"), str):
+            shown["message"] = mask_emails_in_text(reject["message"])
+        return shown

@@ -1,0 +1,174 @@
+"""The last line of defence against secrets (and stray personal data) in evidence.
+
+Secrets reach ``runbook_lib`` only through environment variables, but an exception message, a
+printed value or a traceback can still carry one into an executed notebook. Everything that leaves
+a run — notebook outputs, tracebacks, manifest errors, what the CLI prints — passes through
+``scrub_text`` (URL passwords, the literal values of secret-looking environment variables) and, for
+error text, ``scrub_error`` (also SQLAlchemy's ``[parameters: ...]`` and email addresses).
+``protect_kernel`` installs the same scrubbing on the IPython kernel's tracebacks, so a failing cell
+never writes the secret even into papermill's intermediate saves.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from runbook_lib.privacy.masking import mask_emails_in_text
+from runbook_lib.privacy.redaction import redact_text
+
+HIDDEN = "***"
+# literal values shorter than this are not scrubbed (they would blank out ordinary text);
+# URL passwords of any length are still hidden by the URL pattern of ``redact_text``
+MIN_SECRET_LENGTH = 6
+_SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN", re.IGNORECASE)
+_SQL_PARAMETERS = re.compile(r"\[parameters: [^\n]*\]")
+
+
+def secret_values(environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """Values to hide: passwords of URLs held in environment variables, and secret-named values.
+
+    A URL's password is hidden both as written (percent-encoded) and decoded.
+    """
+    environ = os.environ if environ is None else environ
+    found: set[str] = set()
+    for name, value in environ.items():
+        if not value:
+            continue
+        if "://" in value:
+            found |= _url_secrets(value)
+        elif _SECRET_NAME.search(name):
+            found.add(value)
+    return frozenset(v for v in found if len(v) >= MIN_SECRET_LENGTH)
+
+
+def _url_secrets(value: str) -> set[str]:
+    try:
+        url = make_url(value)
+    except Exception:  # noqa: BLE001 - not a SQLAlchemy URL: fall back to the raw userinfo
+        match = re.search(r"://[^:/@\s]*:([^@/\s]+)@", value)
+        return {match.group(1)} if match else set()
+    found = set()
+    if url.password:
+        found.add(str(url.password))
+        raw = re.search(r"://[^:/@\s]*:([^@/\s]+)@", value)
+        if raw:
+            found.add(raw.group(1))
+    for key, item in url.query.items():
+        if re.search(r"pass|secret|token|key", key, re.IGNORECASE):
+            found |= {item} if isinstance(item, str) else set(item)
+    return found
+
+
+def scrub_text(text: str, secrets: Iterable[str] | None = None) -> str:
+    """``text`` with URL passwords and every known secret value replaced by ``***``."""
+    if not text:
+        return text
+    text = redact_text(text)
+    values = secret_values() if secrets is None else secrets
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, HIDDEN)
+    return text
+
+
+def scrub_error(text: str, secrets: Iterable[str] | None = None) -> str:
+    """Error text for evidence: secrets hidden, SQL parameters and email addresses masked.
+
+    SQLAlchemy appends the failing statement's parameters to its messages; in a load those are
+    source rows, so personal data.
+    """
+    text = _SQL_PARAMETERS.sub("[parameters: hidden from evidence]", text or "")
+    return mask_emails_in_text(scrub_text(text, secrets))
+
+
+def scrub_notebook(path: Path, secrets: Iterable[str] | None = None) -> bool:
+    """Scrub every source, output and error of an executed notebook in place; True if it changed."""
+    import nbformat
+
+    values = secret_values() if secrets is None else frozenset(secrets)
+    node = nbformat.read(path, as_version=4)
+    changed = False
+    for cell in node.cells:
+        new_source = scrub_text(cell.source, values)
+        changed |= new_source != cell.source
+        cell.source = new_source
+        for output in cell.get("outputs", []):
+            changed |= _scrub_output(output, values)
+    if changed:
+        nbformat.write(node, path)
+    return changed
+
+
+def _scrub_output(output: dict, secrets: frozenset[str]) -> bool:
+    before = repr(output)
+    if output.get("output_type") == "error":
+        output["evalue"] = scrub_error(output.get("evalue", ""), secrets)
+        output["traceback"] = [scrub_error(line, secrets) for line in output.get("traceback", [])]
+    if "text" in output:
+        output["text"] = scrub_text(_joined(output["text"]), secrets)
+    for mimetype, value in list(output.get("data", {}).items()):
+        output["data"][mimetype] = _scrub_value(value, secrets)
+    return repr(output) != before
+
+
+def _scrub_value(value: Any, secrets: frozenset[str]) -> Any:
+    if isinstance(value, str):
+        return scrub_text(value, secrets)
+    if isinstance(value, list):
+        return [_scrub_value(item, secrets) for item in value]
+    if isinstance(value, dict):
+        return {key: _scrub_value(item, secrets) for key, item in value.items()}
+    return value
+
+
+def _joined(text: str | list[str]) -> str:
+    return "".join(text) if isinstance(text, list) else text
+
+
+class ScrubbingWriter:
+    """A text stream that scrubs each complete line before passing it on (kernel output → CLI)."""
+
+    def __init__(self, stream, secrets: Iterable[str] | None = None) -> None:
+        self._stream = stream
+        self._secrets = frozenset(secret_values() if secrets is None else secrets)
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self._stream.write(scrub_text(line, self._secrets) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._stream.write(scrub_text(self._pending, self._secrets))
+            self._pending = ""
+        self._stream.flush()
+
+
+def protect_kernel() -> bool:
+    """Scrub tracebacks shown by the running IPython kernel (no-op outside IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    show = getattr(shell, "_showtraceback", None)
+    if show is None or getattr(show, "_runbook_scrubbed", False):
+        return False
+
+    def scrubbed(etype, evalue, stb):
+        secrets = secret_values()
+        return show(
+            etype, scrub_error(str(evalue), secrets), [scrub_error(s, secrets) for s in stb]
+        )
+
+    scrubbed._runbook_scrubbed = True
+    shell._showtraceback = scrubbed
+    return True

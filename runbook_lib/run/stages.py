@@ -1,0 +1,203 @@
+"""One function per runbook stage, shared by the notebooks and the CLI.
+
+Each takes a ``StageContext`` and returns a result with ``render()`` (for people), ``to_dict()``
+(to glue) and ``raise_if_failed()`` (the gate). Gates between stages read what the earlier stage
+glued in the same run folder, never hidden state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from runbook_lib.assess.assessment import AssessmentReport, assess_sources
+from runbook_lib.errors import GateFailedError, RunbookError
+from runbook_lib.load import backup, loader, sync
+from runbook_lib.load.checkpoints import CHECKPOINTS_TABLE
+from runbook_lib.load.foreign_keys import SUSPENDED_TABLE
+from runbook_lib.load.quarantine import REJECTS_TABLE
+from runbook_lib.run.context import StageContext
+from runbook_lib.spec.model import SpecCheck, check_spec
+from runbook_lib.ui.progress import progress_callback
+from runbook_lib.validate.validation import ValidationReport
+from runbook_lib.validate.validation import validate as run_validation
+
+
+def assessment(ctx: StageContext) -> AssessmentReport:
+    """Profile and classify every source column; apply every quality rule the spec implies."""
+    return assess_sources(ctx.source_engines(), ctx.spec)
+
+
+def mapping(ctx: StageContext) -> SpecCheck:
+    """Check the mapping spec against the live source and target schemas."""
+    sources = {system: sa.inspect(engine) for system, engine in ctx.source_engines().items()}
+    return check_spec(ctx.spec, sources, sa.inspect(ctx.target_engine()))
+
+
+def _require_approved_spec(ctx: StageContext) -> None:
+    checked = ctx.earlier("mapping")["mapping_check"]
+    if not checked["passed"]:
+        raise GateFailedError(
+            "the mapping stage of this run did not pass", hint="fix the spec and re-run mapping"
+        )
+    if checked["spec_sha256"] != ctx.spec.sha256:
+        raise GateFailedError(
+            f"the mapping spec changed since the mapping stage checked it "
+            f"({checked['spec_sha256'][:12]} → {ctx.spec.sha256[:12]})",
+            hint=f"re-run: runbook run --env {ctx.env} --run-id {ctx.run_id} --stages mapping,trial",
+        )
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """The trial load and its reconciliation, on the scratch target."""
+
+    load: loader.LoadReport
+    validation: ValidationReport
+
+    @property
+    def passed(self) -> bool:
+        return self.load.passed and self.validation.passed
+
+    def to_dict(self) -> dict:
+        return {
+            "passed": self.passed,
+            "load": self.load.to_dict(),
+            "validation": self.validation.to_dict(),
+        }
+
+    def render(self) -> str:
+        return f"{self.load.render()}\n\n{self.validation.render()}"
+
+    def raise_if_failed(self) -> None:
+        self.load.raise_if_failed()
+        self.validation.raise_if_failed()
+
+
+def reset_scratch_target(ctx: StageContext) -> None:
+    """Give the trial target empty copies of the tables a load touches (same DDL as the target)."""
+    tables = loader.touched_tables(ctx.spec)
+    schema = sa.MetaData()
+    schema.reflect(ctx.target_engine(), only=tables)
+    scratch = ctx.trial_engine()
+    present = set(sa.inspect(scratch).get_table_names())
+    with scratch.begin() as connection:
+        for name in [REJECTS_TABLE, CHECKPOINTS_TABLE, SUSPENDED_TABLE, *reversed(tables)]:
+            if name in present:
+                connection.execute(
+                    sa.text(f"DROP TABLE {scratch.dialect.identifier_preparer.quote(name)}")
+                )
+    schema.create_all(scratch)
+
+
+def trial(ctx: StageContext) -> TrialResult:
+    """Load a deterministic, referentially whole sample into the scratch target and validate it."""
+    _require_approved_spec(ctx)
+    reset_scratch_target(ctx)
+    settings = ctx.params.model
+    percent = settings.trial.sample_percent
+    report = loader.load(
+        ctx.spec,
+        ctx.source_engines(),
+        ctx.trial_engine(),
+        run_id=ctx.run_id,
+        mode="trial",
+        chunk_size=settings.load.chunk_size,
+        max_reject_rate=settings.gates.max_reject_rate,
+        target_label=ctx.label("trial_target"),
+        sample_percent=percent,
+        progress=progress_callback(ctx.interactive),
+        suspend_foreign_keys=settings.load.suspend_foreign_keys,
+    )
+    validation = run_validation(
+        ctx.spec,
+        ctx.source_engines(),
+        ctx.trial_engine(),
+        run_id=ctx.run_id,
+        target_label=ctx.label("trial_target"),
+        chunk_size=settings.load.chunk_size,
+        max_unexplained_differences=settings.gates.max_unexplained_differences,
+        sample_percent=percent,
+        max_reject_rate=settings.gates.max_reject_rate,
+        progress=progress_callback(ctx.interactive),
+    )
+    return TrialResult(report, validation)
+
+
+def backup_target(ctx: StageContext) -> backup.Snapshot:
+    """Snapshot the target tables the load will touch; refuses without a passed trial."""
+    from runbook_lib.evidence.approvals import (
+        require_approval,  # prod: nothing is touched unapproved
+    )
+
+    require_approval(ctx, "full load")
+    _require_approved_spec(ctx)
+    taken = backup.find_snapshot(ctx.target_engine(), ctx.run_id)
+    if taken is not None:  # a resumed load: the target already holds this run's partial output
+        return taken
+    tables = loader.touched_tables(ctx.spec)
+    if ctx.load_mode == "incremental":  # a sync adds to a loaded target: snapshot it as it is
+        return backup.snapshot(ctx.target_engine(), tables, ctx.run_id)
+    trial_result = ctx.earlier("trial")["trial"]
+    if not trial_result["passed"]:
+        raise GateFailedError(
+            f"the trial of run {ctx.run_id} did not pass: the full load will not start",
+            hint="fix what the trial notebook shows, then re-run the trial",
+        )
+    loader.refuse_non_empty_target(ctx.target_engine(), tables)
+    return backup.snapshot(ctx.target_engine(), tables, ctx.run_id)
+
+
+def full_load(ctx: StageContext) -> loader.LoadReport | sync.SyncReport:
+    """Load everything into the target (after ``backup_target``), or, in incremental mode, sync."""
+    settings = ctx.params.model
+    common = {
+        "run_id": ctx.run_id,
+        "chunk_size": settings.load.chunk_size,
+        "max_reject_rate": settings.gates.max_reject_rate,
+        "target_label": ctx.label("target"),
+        "progress": progress_callback(ctx.interactive),
+    }
+    if ctx.load_mode == "incremental":
+        return sync.sync(ctx.spec, ctx.source_engines(), ctx.target_engine(), **common)
+    return loader.load(
+        ctx.spec,
+        ctx.source_engines(),
+        ctx.target_engine(),
+        mode="full",
+        suspend_foreign_keys=settings.load.suspend_foreign_keys,
+        **common,
+    )
+
+
+def validation(ctx: StageContext) -> ValidationReport:
+    """Reconcile the whole target with the sources through the mapping."""
+    settings = ctx.params.model
+    return run_validation(
+        ctx.spec,
+        ctx.source_engines(),
+        ctx.target_engine(),
+        run_id=ctx.run_id,
+        target_label=ctx.label("target"),
+        chunk_size=settings.load.chunk_size,
+        max_unexplained_differences=settings.gates.max_unexplained_differences,
+        max_reject_rate=settings.gates.max_reject_rate,
+        progress=progress_callback(ctx.interactive),
+    )
+
+
+def rollback(ctx: StageContext) -> backup.RestoreReport:
+    """Restore the target to its state before this run's full load, proven by table hashes."""
+    from runbook_lib.evidence.approvals import (
+        require_approval,  # prod: nothing is touched unapproved
+    )
+
+    require_approval(ctx, "rollback")
+    # the target's own record, not the notebook: a killed load may never have saved its notebook
+    taken = backup.find_snapshot(ctx.target_engine(), ctx.run_id)
+    if taken is None:
+        raise RunbookError(
+            f"run {ctx.run_id} took no snapshot before its load: nothing to roll back to"
+        )
+    return backup.restore(ctx.target_engine(), taken)

@@ -1,0 +1,133 @@
+"""A masked preview of what the mapping makes of a few source rows, per target table.
+
+The first rows of each source (in key order, after the named filters) go through the spec's
+transforms exactly as the loader applies them; a row a transform rejects shows its quarantine
+rule instead. References still hold the parent's source key (the loader resolves them through
+the target). Personal values are masked by the target column's classification before anything
+is shown or glued.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+
+import pandas as pd
+import sqlalchemy as sa
+
+from runbook_lib.db.canonical import canonical
+from runbook_lib.errors import TransformError
+from runbook_lib.privacy.classification import classify_column
+from runbook_lib.privacy.masking import mask_value
+from runbook_lib.spec.mapped import MappedSource, filter_clauses, mapped_sources
+from runbook_lib.spec.model import LoadedSpec, SpecCheck
+
+
+@dataclass(frozen=True)
+class TargetPreview:
+    """Transformed, masked sample rows of one target table, from each of its sources."""
+
+    target: str
+    columns: tuple[str, ...]
+    rows: tuple[dict, ...]
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(list(self.rows), columns=list(self.columns))
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "columns": list(self.columns), "rows": list(self.rows)}
+
+
+def transform_row(source: MappedSource, values: dict) -> dict:
+    """The target row of one source row, references as parent keys; rejection as ``_rejected``."""
+    out = {
+        "source_system": source.system,
+        "source_key": "|".join(str(values[k]) for k in source.key_columns),
+    }
+    for column in source.columns:
+        try:
+            result = column.apply_row(values)
+        except TransformError as exc:
+            result = (None,) * len(column.outputs)
+            if column.on_error != "null":
+                # the loader stops at the first failing column: that rule is the row's
+                out.setdefault("_rejected", f"{exc.rule}: {', '.join(column.outputs)}")
+        out.update(zip(column.outputs, result, strict=True))
+    return out
+
+
+def preview_mapping(
+    spec: LoadedSpec, sources: dict[str, sa.Engine], check: SpecCheck, *, rows: int = 3
+) -> list[TargetPreview]:
+    """Up to ``rows`` transformed rows of every source, grouped by target table.
+
+    Nothing when ``check`` (the spec checked against the live schemas) did not pass: a preview
+    of a spec that cannot run would only fail on the problems the check already names.
+    """
+    if not check.passed:
+        return []
+    grouped: dict[str, list[dict]] = {}
+    for source in mapped_sources(spec):
+        if source.system not in sources:
+            continue
+        names = list(
+            dict.fromkeys([*source.key_columns, *(n for c in source.columns for n in c.inputs)])
+        )
+        table = sa.table(source.table, *(sa.column(n) for n in names))
+        query = (
+            sa.select(*(table.c[n] for n in names))
+            .where(*filter_clauses(source.source))
+            .order_by(*(table.c[k] for k in source.key_columns))
+            .limit(rows)
+        )
+        with sources[source.system].connect() as connection:
+            found = [dict(row) for row in connection.execute(query).mappings()]
+        grouped.setdefault(source.target_name, []).extend(
+            _masked(source.target_name, transform_row(source, row)) for row in found
+        )
+    previews = []
+    for target, shown in grouped.items():
+        columns = list(dict.fromkeys(name for row in shown for name in row))
+        columns = [c for c in columns if c != "_rejected"] + (
+            ["_rejected"] if any("_rejected" in r for r in shown) else []
+        )
+        previews.append(TargetPreview(target, tuple(columns), tuple(shown)))
+    return previews
+
+
+def _masked(target: str, row: dict) -> dict:
+    """Masked by the target column's classification, as JSON-safe text (times in UTC ISO)."""
+    shown = {}
+    for name, value in row.items():
+        masked = mask_value(classify_column(target, name)[0], value)
+        if masked is None:
+            shown[name] = None
+        elif isinstance(masked, datetime):
+            shown[name] = masked.isoformat()
+        else:
+            shown[name] = canonical(masked)
+    return shown
+
+
+def previews_data(previews: list[TargetPreview]) -> list[dict]:
+    """The previews as JSON-safe data, to glue."""
+    return [preview.to_dict() for preview in previews]
+
+
+def previews_html(previews: list[TargetPreview]) -> str:
+    """One heading and table per target, as HTML (a notebook shows it as one output)."""
+    if not previews:
+        return "<p>No preview: the mapping spec did not pass its check.</p>"
+    parts = []
+    for preview in previews:
+        parts.append(f"<h4>{escape(preview.target)}</h4>")
+        parts.append(preview.frame().to_html(index=False, na_rep="", escape=True))
+    return "\n".join(parts)
+
+
+def show_previews(previews: list[TargetPreview]):
+    """An IPython HTML object with every preview table (plain text outside a notebook)."""
+    from IPython.display import HTML
+
+    return HTML(previews_html(previews))

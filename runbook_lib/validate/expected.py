@@ -1,0 +1,136 @@
+"""The rows the mapping says the target holds, rebuilt from a source in chunks.
+
+The source query, the transforms and the reference lookups are the loader's own
+(``SourcePipeline``, ``loading.transform_chunk``, ``loading.reference_lookup``), so validation
+rebuilds exactly what the spec says, not what the loader happened to write. A row whose parent
+is not in the target is what the loader quarantines as an orphan; it is yielded as a reject with
+the same rule. ``only`` keeps just the rows whose source key it accepts, before any transform, so
+rebuilding a few key ranges costs a read of the source, not a second mapping of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from runbook_lib.db.constraints import as_columns, chunk_checker
+from runbook_lib.load.loader import reference_lookup, transform_chunk
+from runbook_lib.spec.compiled import SourcePipeline
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A source row the mapping does not load, with the quarantine rule it falls under."""
+
+    key: str
+    rule: str
+    raw: dict  # the source row by column name
+    out: dict | None  # the mapped row, where the mapping got that far (orphans)
+
+
+@dataclass
+class ExpectedChunk:
+    """One chunk of a source: the target rows it should become, and its rejects."""
+
+    rows: list[tuple[str, dict]] = field(default_factory=list)
+    rejects: list[Rejected] = field(default_factory=list)
+    read: int = 0
+
+
+def compared_columns(pipeline: SourcePipeline) -> list[str]:
+    """The target columns one source's rows are compared on (after the key)."""
+    names = ["source_system"]
+    for column in pipeline.columns:
+        names.extend(column.outputs)
+    return names
+
+
+def expected_chunks(
+    pipeline: SourcePipeline,
+    source: sa.Engine,
+    target: sa.Engine,
+    metadata: sa.MetaData,
+    *,
+    chunk_size: int,
+    sample_percent: int | None,
+    only: Callable[[str], bool] | None = None,
+) -> Iterator[ExpectedChunk]:
+    """Chunks of (source key, target row) with references resolved, in source key order.
+
+    With ``only``, the source is first scanned for its keys alone, and just the rows whose key
+    ``only`` accepts are read in full and mapped.
+    """
+    query = pipeline.select(sample_percent=sample_percent)
+    with source.connect() as source_connection, target.connect() as target_connection:
+        if only is None:
+            result = source_connection.execution_options(
+                stream_results=True, yield_per=chunk_size
+            ).execute(query)
+            partitions = result.partitions(chunk_size)
+        else:
+            partitions = _rows_by_key(pipeline, source_connection, query, chunk_size, only)
+        for partition in partitions:
+            # plain tuples: the transform asks each row whether it has ``values``, which a
+            # SQLAlchemy Row answers by raising an exception inside, a million times
+            rows = [tuple(row) for row in partition]
+            yield _map_chunk(pipeline, rows, target_connection, metadata)
+
+
+def _rows_by_key(pipeline, connection, query, chunk_size, only) -> Iterator[list]:
+    """The rows of ``query`` whose key ``only`` accepts: scan the keys, then read those rows."""
+    columns = [query.selected_columns[name] for name in pipeline.key_columns]
+    positions = [pipeline.select_columns.index(name) for name in pipeline.key_columns]
+    width = len(pipeline.select_columns)
+    wanted = []
+    result = connection.execution_options(stream_results=True, yield_per=chunk_size).execute(
+        query.with_only_columns(*columns)
+    )
+    for values in result:
+        row = [None] * width
+        for position, value in zip(positions, values, strict=True):
+            row[position] = value
+        if only(pipeline.source_key(row)):
+            wanted.append(tuple(values))
+    step = max(1, min(chunk_size, 500))
+    for start in range(0, len(wanted), step):
+        batch = wanted[start : start + step]
+        if len(columns) == 1:
+            condition = columns[0].in_([values[0] for values in batch])
+        else:
+            condition = sa.tuple_(*columns).in_(batch)
+        yield list(connection.execute(query.where(condition)))
+
+
+def _map_chunk(pipeline, rows, target_connection, metadata) -> ExpectedChunk:
+    chunk = ExpectedChunk(read=len(rows))
+    good, rejects = transform_chunk(pipeline, rows)
+    chunk.rejects = [Rejected(r.source_key, r.rule, r.raw_row, None) for r in rejects]
+    for column in pipeline.reference_columns:
+        name = column.outputs[0]
+        keys = {out[name] for _raw, out in good if out[name] is not None}
+        lookup = reference_lookup(target_connection, pipeline, metadata, column.references, keys)
+        kept = []
+        for raw, out in good:
+            if out[name] in lookup:
+                out[name] = lookup[out[name]]
+                kept.append((raw, out))
+            else:
+                key = out["source_key"]
+                chunk.rejects.append(Rejected(key, f"orphan_{name}", pipeline.raw_dict(raw), out))
+        good = kept
+    table = metadata.tables.get(pipeline.target_name)
+    if table is not None:  # the loader quarantines rows the target's columns cannot hold
+        outputs = ["source_system", "source_key", *(n for c in pipeline.columns for n in c.outputs)]
+        found = chunk_checker(table, outputs, {pipeline.target.id_column})(
+            as_columns([out for _raw, out in good], outputs)
+        )
+        for index in sorted(found):
+            raw, out = good[index]
+            chunk.rejects.append(
+                Rejected(out["source_key"], found[index][0], pipeline.raw_dict(raw), out)
+            )
+        good = [pair for index, pair in enumerate(good) if index not in found]
+    chunk.rows = [(out["source_key"], out) for _raw, out in good]
+    return chunk
