@@ -47,6 +47,8 @@ from common import (
     sources_for,
 )
 
+from runbook_lib.spec.compiled import ordered_sources
+
 TABLES = ("customers", "orders")
 KEYS = ["source_system", "source_key"]
 PLANTED_TABLE = "bench_planted"
@@ -217,7 +219,6 @@ def _expected_frames(folder: Path, url: str, chunk_size: int):
     """The rows the mapping says the target holds, per target table, as DataFrames."""
     import pandas as pd
 
-    from runbook_lib.load.loader import ordered_pipelines
     from runbook_lib.validate.expected import compared_columns, expected_chunks
 
     spec = demo_spec()
@@ -227,7 +228,7 @@ def _expected_frames(folder: Path, url: str, chunk_size: int):
     metadata.reflect(target, only=["customers", "customer_xref", "orders"])
     frames = {}
     for table in TABLES:
-        pipelines = [p for p in ordered_pipelines(spec) if p.target_name == table]
+        pipelines = [p for p in ordered_sources(spec) if p.target_name == table]
         columns = ["source_key"]
         for pipeline in pipelines:
             columns += [c for c in compared_columns(pipeline) if c not in columns]

@@ -13,41 +13,13 @@ import sqlalchemy as sa
 
 from runbook_demo.generate import DemoSummary, build_demo_sources
 from runbook_demo.target_schema import create_target_schema
-from runbook_lib.config.connections import Connections, make_engine
+from runbook_lib.config.connections import Connections, ensure_database, make_engine
 from runbook_lib.config.params import load_params
 from runbook_lib.errors import ParamsError
 from runbook_lib.load.backup import BACKUP_SCHEMA
 from runbook_lib.ui.progress import line_progress
 
 DEMO_SYSTEMS = ("legacy_a", "legacy_b", "crm")
-
-
-def ensure_database(url: sa.URL) -> None:
-    """Create the database a server URL names if it is not there (SQLite files create themselves)."""
-    backend = url.get_backend_name()
-    if backend == "sqlite" or not url.database:
-        return
-    if backend == "postgresql":
-        admin_url, exists, create = (
-            url.set(database="postgres"),
-            "SELECT 1 FROM pg_database WHERE datname = :name",
-            f'CREATE DATABASE "{url.database}"',
-        )
-    elif backend in ("mysql", "mariadb"):
-        admin_url, exists, create = (
-            url.set(database=""),
-            "SELECT 1 FROM information_schema.schemata WHERE schema_name = :name",
-            f"CREATE DATABASE `{url.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
-        )
-    else:
-        return
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            if connection.execute(sa.text(exists), {"name": url.database}).first() is None:
-                connection.execute(sa.text(create))
-    finally:
-        admin.dispose()
 
 
 def empty_database(engine: sa.Engine) -> None:

@@ -1,7 +1,8 @@
-"""The ``runbook`` command: run, status, rollback, approve, verify, report, demo-data.
+"""The ``runbook`` command: run, sync, status, rollback, approve, verify, report, demo-data.
 
-Every command is a thin wrapper around a library function; a ``RunbookError`` becomes its message
-and exit code, anything else is a bug and keeps its traceback.
+Every command is a thin wrapper around a library function. A ``RunbookError`` becomes its message,
+its next step and its exit code (``errors`` lists them); anything else is a bug, printed scrubbed
+with exit code 70 (``--debug`` shows its traceback); Ctrl-C exits 130.
 """
 
 from __future__ import annotations
@@ -12,8 +13,17 @@ import time
 from pathlib import Path
 
 from runbook_lib.config.params import ENVIRONMENTS, find_project_root
-from runbook_lib.errors import RunbookError, StageFailedError
+from runbook_lib.errors import (
+    EXIT_EVIDENCE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_PASSED,
+    ApprovalRequiredError,
+    RunbookError,
+    StageFailedError,
+)
 from runbook_lib.evidence.run_folder import runs_root
+from runbook_lib.stage_table import STAGES
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -39,25 +49,21 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _raise_unless_passed(outcome, root: Path, what: str) -> None:
-    from runbook_lib.evidence.approvals import ApprovalRequiredError
-
+    """A run that did not pass becomes the error its failure record describes (no text parsed)."""
+    failure = outcome.failure or {}
+    message = str(failure.get("message") or "").strip().splitlines()
+    first = message[0] if message else ""
     if outcome.status == "awaiting_approval":
-        first, _, hint = (outcome.error or "").partition("\n  -> ")
         raise ApprovalRequiredError(
-            f"{what}: stage {outcome.failed_stage} refused: {first}", hint=hint or None
+            f"{what}: stage {outcome.failed_stage} refused: {first}", hint=failure.get("hint")
         )
     if outcome.status != "passed":
-        first = (outcome.error or "").splitlines()[0] if outcome.error else ""
+        evidence = f"read {outcome.run_dir.relative_to(root)}/{STAGES[outcome.failed_stage].html}"
+        hint = failure.get("hint")
         raise StageFailedError(
             f"{what}: stage {outcome.failed_stage} failed" + (f": {first}" if first else ""),
-            hint=f"read {outcome.run_dir.relative_to(root)}/{_notebook(outcome.failed_stage)}.html",
+            hint=f"{hint}; {evidence}" if hint else evidence,
         )
-
-
-def _notebook(stage: str | None) -> str:
-    from runbook_lib.run.context import STAGES
-
-    return STAGES.get(stage or "", "").removesuffix(".ipynb")
 
 
 def _sync(args: argparse.Namespace) -> int:
@@ -105,11 +111,11 @@ def _verify(args: argparse.Namespace) -> int:
         raise RunbookError(f"no run folder {run_dir}", hint="runbook verify outputs/<env>/<run_id>")
     result = verify_run(run_dir)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.render())
-    return 0 if result.passed else 1
+    return EXIT_PASSED if result.passed else EXIT_EVIDENCE
 
 
 def _report(args: argparse.Namespace) -> int:
-    from runbook_lib.evidence.index_page import rewrite_report
+    from runbook_lib.evidence.record import rewrite_report
 
     path, entry = rewrite_report(Path(args.run_dir))
     print(f"report {path}" + (f" (ledger line {entry.seq})" if entry else " (unchanged)"))
@@ -148,6 +154,9 @@ def _demo_data(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The command line: one sub-command per verb."""
     parser = argparse.ArgumentParser(prog="runbook", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an unexpected error (scrubbed)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser(
@@ -193,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     approve.set_defaults(handler=_approve)
 
     verify = commands.add_parser(
-        "verify", help="re-hash a run's evidence and check the ledger chain (exit 1 if changed)"
+        "verify", help="re-hash a run's evidence and check the ledger chain (exit 3 if changed)"
     )
     verify.add_argument("run_dir", metavar="RUN_DIR", help="outputs/<env>/<run_id>")
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -214,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``runbook``; returns the exit code."""
-    from runbook_lib.privacy.scrub import scrub_text
+    from runbook_lib.privacy.scrub import scrub_error, scrub_text
 
     args = build_parser().parse_args(argv)
     try:
@@ -222,6 +231,20 @@ def main(argv: list[str] | None = None) -> int:
     except RunbookError as exc:
         print(f"runbook: {scrub_text(str(exc))}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:
+        print("runbook: interrupted; a load resumes with runbook run --resume RUN", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - a bug: say so, scrubbed, and keep the exit code apart
+        if args.debug:
+            import traceback
+
+            print(scrub_error(traceback.format_exc()), file=sys.stderr)
+        print(
+            f"runbook: unexpected error (a bug): {scrub_error(f'{type(exc).__name__}: {exc}')}\n"
+            "  -> run again with --debug for the traceback",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -1,16 +1,37 @@
-"""One root error for every expected failure, each carrying what failed, where, and what to do.
+"""Every exception the toolkit raises, each carrying what failed, where, and what to do next.
 
-The CLI maps ``RunbookError`` to its ``exit_code`` and prints only the message; anything else is a
-bug and keeps its traceback.
+``RunbookError`` is the root of every expected failure; its ``exit_code`` is what ``runbook``
+exits with:
+
+=====  ==============================================================================
+0      passed
+1      a gate or a stage failed (``StageFailedError``, ``GateFailedError``, approvals)
+2      bad usage, params or mapping spec: nothing was written
+3      evidence damaged or unverifiable (``EvidenceError``)
+70     an unexpected error: a bug (printed scrubbed; ``runbook --debug`` shows the traceback)
+130    interrupted (Ctrl-C)
+=====  ==============================================================================
+
+A failure that crosses papermill (a stage notebook raising) travels as data, not text:
+``failure_data`` is what the kernel glues and ``failure_from_data`` what the runner rebuilds.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+EXIT_PASSED = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_EVIDENCE = 3
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
 
 class RunbookError(Exception):
-    """An expected, user-facing failure."""
+    """An expected, user-facing failure: a message, and the next step as ``hint``."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = message
@@ -39,15 +60,6 @@ class MappingSpecError(RunbookError):
         )
 
 
-class TransformError(ValueError):
-    """A value cannot be transformed; ``rule`` names the quarantine rule it falls under."""
-
-    def __init__(self, rule: str, message: str) -> None:
-        self.rule = rule
-        self.message = message
-        super().__init__(f"{rule}: {message}")
-
-
 class UnknownTransformError(RunbookError):
     """A mapping names a transform that is not registered."""
 
@@ -61,10 +73,85 @@ class UnknownTransformError(RunbookError):
 class StageFailedError(RunbookError):
     """A runbook stage did not pass; the run stops there."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
 
 class GateFailedError(RunbookError):
     """A check inside a stage did not pass its gate (results are glued before this is raised)."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
+
+
+class ApprovalRequiredError(RunbookError):
+    """A gated stage has no valid approval; nothing was touched."""
+
+    exit_code = EXIT_FAILED
+
+
+class EvidenceError(RunbookError):
+    """Evidence does not verify, or new evidence cannot be recorded safely."""
+
+    exit_code = EXIT_EVIDENCE
+
+
+class TransformError(ValueError):
+    """A value cannot be transformed; ``rule`` names the quarantine rule it falls under."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        self.rule = rule
+        self.message = message
+        super().__init__(f"{rule}: {message}")
+
+
+class RowRejected(Exception):
+    """A source row that cannot become a target row; it goes to quarantine with ``rule``."""
+
+    def __init__(self, rule: str, message: str, column: str | None = None) -> None:
+        self.rule = rule
+        self.message = message
+        self.column = column
+        super().__init__(f"{rule}: {message}")
+
+
+class UnsupportedType(Exception):
+    """A column type a dialect's SQL cannot render canonically (hashing falls back to Python)."""
+
+
+# The errors a failure record may name; anything else comes back as a StageFailedError.
+_BY_NAME: dict[str, type[RunbookError]] = {
+    cls.__name__: cls
+    for cls in (
+        RunbookError,
+        ParamsError,
+        ConnectionConfigError,
+        StageFailedError,
+        GateFailedError,
+        ApprovalRequiredError,
+        EvidenceError,
+    )
+}
+
+
+def failure_data(error: BaseException) -> dict[str, Any]:
+    """An exception as JSON-safe data: its type, message, next step and exit code."""
+    if isinstance(error, RunbookError):
+        return {
+            "type": type(error).__name__,
+            "message": error.message,
+            "hint": error.hint,
+            "exit_code": error.exit_code,
+            "expected": True,
+        }
+    return {
+        "type": type(error).__name__,
+        "message": str(error),
+        "hint": None,
+        "exit_code": EXIT_INTERNAL,
+        "expected": False,
+    }
+
+
+def failure_text(data: dict[str, Any]) -> str:
+    """One line for a failure record: ``Type: message`` (the hint is kept apart)."""
+    message = str(data.get("message") or "").strip()
+    return f"{data.get('type', 'Error')}: {message}" if message else str(data.get("type", "Error"))

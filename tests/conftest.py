@@ -150,3 +150,68 @@ def mariadb_url():
         with admin.connect() as connection:
             connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
         admin.dispose()
+
+
+class Databases:
+    """Fresh, empty databases of one dialect for one test, all dropped when it ends."""
+
+    def __init__(self, dialect: str, folder: Path) -> None:
+        self.dialect = dialect
+        self.folder = folder
+        self._admin: sa.Engine | None = None
+        self._made: list[str] = []
+        if dialect == "postgresql":
+            self._admin = _server_or_skip(POSTGRES_ADMIN_URL, "PostgreSQL")
+        elif dialect == "mariadb":
+            self._admin = _server_or_skip(MARIADB_ADMIN_URL, "MariaDB")
+
+    def new(self, label: str = "db") -> sa.URL:
+        """The URL of a new, empty database (a SQLite file, or a database on the server)."""
+        if self.dialect == "sqlite":
+            return sa.engine.make_url(f"sqlite:///{self.folder / f'{label}.db'}")
+        name = f"runbook_test_{uuid.uuid4().hex[:10]}"
+        with self._admin.connect() as connection:
+            if self.dialect == "postgresql":
+                connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            else:
+                connection.execute(
+                    sa.text(
+                        f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                    )
+                )
+        self._made.append(name)
+        if self.dialect == "postgresql":
+            return sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name)
+        return sa.engine.make_url(MARIADB_ADMIN_URL).set(
+            database=name, query={"charset": "utf8mb4"}
+        )
+
+    def drop_all(self) -> None:
+        if self._admin is None:
+            return
+        with self._admin.connect() as connection:
+            for name in self._made:
+                if self.dialect == "postgresql":
+                    connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                else:
+                    connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+        self._admin.dispose()
+
+
+# One parametrized fixture for every per-dialect variant: a test that takes ``databases`` runs on
+# SQLite, PostgreSQL and MariaDB (the server variants carry their markers); narrow it with
+# ``@pytest.mark.parametrize("databases", ["sqlite", "postgresql"], indirect=True)``.
+DIALECTS = [
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.postgres),
+    pytest.param("mariadb", marks=pytest.mark.mariadb),
+]
+
+
+@pytest.fixture(params=DIALECTS)
+def databases(request, tmp_path) -> Databases:
+    made = Databases(request.param, tmp_path)
+    try:
+        yield made
+    finally:
+        made.drop_all()

@@ -11,29 +11,20 @@ rollback → trial re-run → refused load (stale approval), also through the no
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
+from helpers import runbook as run_cli
 
 from runbook_lib.evidence.run_folder import sha256_file
 
 pytestmark = pytest.mark.notebooks
 
 
-def runbook(project: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "runbook_lib.cli", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "RUNBOOK_OPERATOR": "bob"},
-    )
+runbook = partial(run_cli, operator="bob")
 
 
 def target_state(project: Path) -> dict[str, int]:
@@ -96,7 +87,7 @@ def story(tmp_path_factory) -> dict:
 def _gate_as_a_notebook_calls_it(project: Path, run_dir: Path) -> str:
     """What ``stages.backup_target`` says when 03_full_load is stepped through in JupyterLab."""
     from runbook_lib.config.params import load_params
-    from runbook_lib.evidence.approvals import ApprovalRequiredError
+    from runbook_lib.errors import ApprovalRequiredError
     from runbook_lib.run import stages
     from runbook_lib.run.context import StageContext
 
@@ -170,7 +161,8 @@ def test_a_rerun_trial_invalidates_the_approval_in_the_runner_and_in_the_noteboo
 
 
 def test_an_edited_approval_record_is_refused(story, tmp_path):
-    from runbook_lib.evidence.approvals import ApprovalRequiredError, check_approval
+    from runbook_lib.errors import ApprovalRequiredError
+    from runbook_lib.evidence.approvals import check_approval
 
     copy = tmp_path / "outputs" / "ci" / story["run_id"]
     shutil.copytree(story["run_dir"], copy)
@@ -186,7 +178,8 @@ def test_the_whole_story_still_verifies(story):
 
 
 def test_approving_a_run_without_a_passed_trial_is_refused(project):
-    from runbook_lib.evidence.approvals import ApprovalRequiredError, approve
+    from runbook_lib.errors import ApprovalRequiredError
+    from runbook_lib.evidence.approvals import approve
     from runbook_lib.evidence.ledger import seal
     from runbook_lib.evidence.run_folder import Manifest
 

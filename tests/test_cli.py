@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
+from functools import partial
 
 import pytest
 import yaml
+from helpers import runbook as run_cli
 
-RUNBOOK = [sys.executable, "-m", "runbook_lib.cli"]
-
-
-def runbook(project: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    import os
-
-    return subprocess.run(
-        [*RUNBOOK, *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **(env or {})},
-    )
+runbook = partial(run_cli, timeout=600)
 
 
 def test_bad_params_file_fails_naming_file_and_field_and_writes_nothing(project):
@@ -138,7 +124,7 @@ def test_sync_applies_new_source_rows_in_a_run_of_its_own(project):
         )
     result = runbook(project, "sync", "--env", "ci")
     assert result.returncode == 0, result.stderr
-    from runbook_lib.evidence.run_folder import read_scraps
+    from runbook_lib.evidence.scraps import read_scraps
 
     runs = sorted(p.parent for p in (project / "outputs" / "ci").glob("*/manifest.json"))
     sync_run = runs[-1]

@@ -7,35 +7,23 @@ the HTML evidence, and then replays the read-only notebooks under nbval with san
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
+from helpers import runbook as run_cli
 
-from runbook_lib.evidence.run_folder import read_scraps, sha256_file
+from runbook_lib.evidence.run_folder import sha256_file
+from runbook_lib.evidence.scraps import read_scraps
 
 pytestmark = pytest.mark.notebooks
 REPO = Path(__file__).resolve().parent.parent
-RUNBOOK = [sys.executable, "-m", "runbook_lib.cli"]
 
 
-def runbook(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [*RUNBOOK, *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "RUNBOOK_OPERATOR": "e2e-test"},
-    )
-    if check and result.returncode != 0:
-        pytest.fail(
-            f"runbook {' '.join(args)} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        )
-    return result
+runbook = partial(run_cli, operator="e2e-test", check=True)
 
 
 @pytest.fixture(scope="module")

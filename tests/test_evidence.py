@@ -21,31 +21,21 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers import runbook as run_cli
 
-from runbook_lib.evidence.run_folder import read_scraps, sha256_file
+from runbook_lib.evidence.run_folder import sha256_file
+from runbook_lib.evidence.scraps import read_scraps
 
 pytestmark = pytest.mark.notebooks
 REPO = Path(__file__).resolve().parent.parent
 
 
-def runbook(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "runbook_lib.cli", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "RUNBOOK_OPERATOR": "evidence-test"},
-    )
-    if check and result.returncode != 0:
-        pytest.fail(
-            f"runbook {' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}"
-        )
-    return result
+runbook = partial(run_cli, operator="evidence-test", check=True)
 
 
 @dataclass(frozen=True)
@@ -183,7 +173,7 @@ TAMPERING = {
 
 
 @pytest.mark.parametrize("case", TAMPERING.values(), ids=TAMPERING.keys())
-def test_verify_exits_one_naming_what_was_tampered_with(chain, tmp_path, case):
+def test_verify_exits_three_naming_what_was_tampered_with(chain, tmp_path, case):
     outputs = tmp_path / "outputs"
     shutil.copytree(chain.env_dir, outputs / "ci")
     runs = [outputs / "ci" / run.name for run in chain.runs]
@@ -205,7 +195,7 @@ def test_verify_exits_one_naming_what_was_tampered_with(chain, tmp_path, case):
         text=True,
         timeout=120,
     )
-    assert result.returncode == 1, result.stdout
+    assert result.returncode == 3, result.stdout  # evidence damaged
     assert "does NOT verify" in result.stdout
     assert any(named in line and case.message in line for line in result.stdout.splitlines()), (
         result.stdout
@@ -235,7 +225,7 @@ def test_rerunning_a_stage_into_a_tampered_run_is_refused_and_records_nothing(ch
         "assessment",
         check=False,
     )
-    assert result.returncode == 1
+    assert result.returncode == 3  # evidence damaged
     assert "does not verify; nothing was changed" in result.stderr
     assert "00_assessment.html: sha256 differs from the manifest" in result.stderr
     assert (project / "outputs" / "ci" / "ledger.jsonl").read_bytes() == ledger_before

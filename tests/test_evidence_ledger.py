@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from runbook_lib.errors import EvidenceError
 from runbook_lib.evidence import ledger
-from runbook_lib.evidence.ledger import EvidenceError
 from runbook_lib.evidence.run_folder import Manifest
 from runbook_lib.evidence.verify import require_intact, verify_run
 

@@ -1,4 +1,4 @@
-"""Masking samples of source and target rows by the assessment's classification (``Masker``).
+"""Masking samples of source and target rows by the assessment's classification (``EvidenceMasker``).
 
 The whole-run scan for clear-text personal data is in ``test_evidence.py``.
 """
@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from runbook_lib.privacy.masking import Masker, mask_emails_in_text
+from runbook_lib.privacy.masking import EvidenceMasker, mask_emails_in_text
 
 ASSESSMENT = {
     "columns": [
@@ -30,8 +30,8 @@ ASSESSMENT = {
 
 
 @pytest.fixture
-def masker() -> Masker:
-    return Masker.from_assessment(ASSESSMENT)
+def masker() -> EvidenceMasker:
+    return EvidenceMasker.from_assessment(ASSESSMENT)
 
 
 def test_a_source_row_is_masked_by_the_assessments_classification(masker):

@@ -106,7 +106,7 @@ def test_a_full_load_into_postgresql_ends_with_every_key_back(demo_target):
 def test_rollback_of_a_load_that_died_with_its_keys_suspended_restores_them(demo_target):
     ctx, target = demo_target
     before = _keys(target)
-    tables = loader.touched_tables(ctx.spec)
+    tables = ctx.spec.touched_tables()
     snap = backup.snapshot(target, tables, "run-dead")
     # the load's first steps, then it dies: keys suspended, some rows in
     foreign_keys.suspend(target, tables, "run-dead")

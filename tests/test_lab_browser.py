@@ -22,27 +22,17 @@ import subprocess
 import sys
 import time
 import urllib.request
+from functools import partial
 from pathlib import Path
 
 import pytest
+from helpers import runbook as run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 CI_NOTEBOOK = "00_assessment_ci.ipynb"
 
 
-def runbook(project: Path, *args: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "runbook_lib.cli", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "RUNBOOK_OPERATOR": "lab-test"},
-    )
-    if result.returncode != 0:
-        pytest.fail(
-            f"runbook {' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}"
-        )
+runbook = partial(run_cli, operator="lab-test", check=True)
 
 
 def free_port() -> int:
@@ -305,8 +295,9 @@ def test_interactive_progress_shows_one_bar_per_table_that_fills_up():
 def test_reject_triage_filters_by_rule_and_table_and_masks_the_raw_row(tmp_path):
     import sqlalchemy as sa
 
-    from runbook_lib.load.quarantine import Reject, ensure_rejects_table, write_rejects
-    from runbook_lib.privacy.masking import Masker
+    from runbook_lib.load.quarantine import ensure_rejects_table, write_rejects
+    from runbook_lib.privacy.masking import EvidenceMasker
+    from runbook_lib.spec.compiled import Reject
     from runbook_lib.ui.widgets import triage_rows
 
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'target.db'}")
@@ -320,7 +311,7 @@ def test_reject_triage_filters_by_rule_and_table_and_masks_the_raw_row(tmp_path)
     with engine.begin() as connection:
         write_rejects(connection, "RUN", batch)
         write_rejects(connection, "OTHER", batch[:1])
-    masker = Masker({"legacy_a.users": {"email": "email"}})
+    masker = EvidenceMasker({"legacy_a.users": {"email": "email"}})
     assert len(triage_rows(engine, "RUN", masker)) == 3
     assert [r["source_key"] for r in triage_rows(engine, "RUN", masker, table="orders")] == [
         "8",

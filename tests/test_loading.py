@@ -216,7 +216,7 @@ def test_rerunning_a_finished_load_of_the_same_run_changes_nothing(loaded):
     with ctx.target_engine().connect() as connection:
         before = {
             t: backup.table_digest(connection, sa.Table(t, sa.MetaData(), autoload_with=connection))
-            for t in loader.touched_tables(ctx.spec)
+            for t in ctx.spec.touched_tables()
         }
     again = _full_load(ctx)
 
@@ -229,7 +229,7 @@ def test_rerunning_a_finished_load_of_the_same_run_changes_nothing(loaded):
     with ctx.target_engine().connect() as connection:
         after = {
             t: backup.table_digest(connection, sa.Table(t, sa.MetaData(), autoload_with=connection))
-            for t in loader.touched_tables(ctx.spec)
+            for t in ctx.spec.touched_tables()
         }
     assert after == before
 
@@ -245,7 +245,7 @@ def test_rollback_restores_pre_existing_rows_exactly_and_proves_it(project):
                 "VALUES ('KEEP-1', 'kept product', 'EUR', '9.99', 'manual', 'KEEP-1')"
             )
         )
-    tables = loader.touched_tables(ctx.spec)
+    tables = ctx.spec.touched_tables()
     snap = backup.snapshot(engine, tables, "run-1")
     assert snap.rows["products"] == 1
     with (
@@ -265,7 +265,7 @@ def test_restore_detects_a_snapshot_that_was_tampered_with(project):
     build_demo("ci", project)
     ctx = _context(project)
     engine = ctx.target_engine()
-    snap = backup.snapshot(engine, loader.touched_tables(ctx.spec), "run-1")
+    snap = backup.snapshot(engine, ctx.spec.touched_tables(), "run-1")
     assert snap.strategy == "sqlite_backup_api"
     backup_file = snap.locations["products"].rsplit("#", 1)[0]
     with sqlite3.connect(backup_file) as copy:
@@ -340,7 +340,7 @@ def test_load_validate_and_rollback_into_postgresql(project, postgres_url):
     target = sa.create_engine(postgres_url)
     try:
         create_target_schema(target)
-        snap = backup.snapshot(target, loader.touched_tables(ctx.spec), "run-1")
+        snap = backup.snapshot(target, ctx.spec.touched_tables(), "run-1")
         report = _full_load(ctx, target)
         assert report.passed
         result = _validate(ctx, target)

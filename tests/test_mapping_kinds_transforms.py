@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from functools import partial
 
 import phonenumbers
 import pytest
@@ -21,8 +22,10 @@ from hypothesis import strategies as st
 from runbook_lib import transforms as tr
 from runbook_lib.config.params import load_params
 from runbook_lib.errors import TransformError
+from runbook_lib.privacy.masking import mask_value
 from runbook_lib.run.context import StageContext
-from runbook_lib.spec.model import check_spec
+from runbook_lib.spec.check import check_spec
+from runbook_lib.spec.compiled import compile_spec
 from runbook_lib.ui import preview, widgets
 
 RATES = {"CNY": "1", "USD": "7.1884"}
@@ -162,9 +165,8 @@ def test_preview_shows_transformed_rows_of_every_target_with_personal_values_mas
 
 
 def test_preview_names_the_rule_of_a_row_a_transform_would_quarantine(ctx):
-    from runbook_lib.spec.mapped import mapped_sources
 
-    orders = next(s for s in mapped_sources(ctx.spec) if s.table == "orders")
+    orders = next(s for s in compile_spec(ctx.spec).in_spec_order if s.table == "orders")
     row = {"id": 5, "user_id": 1, "status": 9, "amount": None, "order_time": "x", "pay_time": None}
 
     shown = preview.transform_row(orders, row)
@@ -191,8 +193,8 @@ def test_playground_is_nothing_headless_and_a_widget_interactively(ctx):
 def test_trying_a_chain_masks_values_and_names_rules_and_bad_chains(ctx):
     values = widgets.sample_values(ctx.source_engines()["legacy_a"], "users", "phone", 300)
 
-    tried = widgets.try_chain(values, "{phone_e164: {region: CN}}", "phone")
-    bad = widgets.try_chain(values[:1], "[strip, phone_e16]", "phone")
+    tried = widgets.try_chain(values, "{phone_e164: {region: CN}}", partial(mask_value, "phone"))
+    bad = widgets.try_chain(values[:1], "[strip, phone_e16]", partial(mask_value, "phone"))
 
     assert {r["rule"] for r in tried} == {"", "invalid_phone"}
     assert all(r["input"].startswith("***") for r in tried)

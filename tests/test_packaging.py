@@ -84,6 +84,21 @@ def test_notebook_parameters_are_names_never_urls():
 
 
 def test_every_stage_has_a_notebook():
-    from runbook_lib.run.context import STAGES
+    from runbook_lib.stage_table import STAGES
 
-    assert sorted(STAGES.values()) == [p.name for p in NOTEBOOKS]
+    assert sorted(stage.notebook for stage in STAGES.values()) == [p.name for p in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_a_notebook_opens_its_own_stage_and_glues_exactly_what_the_stage_table_declares(path):
+    from runbook_lib.stage_table import stage_of_notebook
+
+    stage = stage_of_notebook(path.name)
+    source = "".join(
+        "".join(c["source"])
+        for c in json.loads(path.read_text())["cells"]
+        if c["cell_type"] == "code"
+    )
+    assert re.findall(r'open_stage\("(\w+)"', source) == [stage.name]
+    assert sorted(re.findall(r'ctx\.glue\("(\w+)"', source)) == sorted(stage.glues)
+    assert "scrapbook" not in source and "import glue" not in source

@@ -1,7 +1,7 @@
 """The loader's column-at-a-time transform gives exactly what the row-at-a-time reference gives.
 
 The loader transforms a chunk a column at a time with a per-chunk cache of results; validation
-rebuilds rows one at a time through ``SourcePipeline.transform``. Both must agree on every value
+rebuilds rows one at a time through ``CompiledSource.transform``. Both must agree on every value
 and on every rejection (rule, message and which row), or validation would be checking a
 different mapping from the one that loaded.
 """
@@ -16,9 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runbook_lib.config.params import load_params
-from runbook_lib.load.loader import ordered_pipelines, transform_batch, transform_chunk
 from runbook_lib.run.context import StageContext
-from runbook_lib.spec.compiled import SourcePipeline
+from runbook_lib.spec.compiled import (
+    CompiledSource,
+    ordered_sources,
+)
 from runbook_lib.spec.model import LoadedSpec, MappingSpec
 
 
@@ -38,19 +40,19 @@ def test_every_demo_source_transforms_the_same_by_column_and_by_row(ci_project, 
     ctx = StageContext(load_params("ci", project_root=ci_project), None)
     engines = ctx.source_engines()
     rejected = 0
-    for pipeline in ordered_pipelines(ctx.spec):
+    for pipeline in ordered_sources(ctx.spec):
         with engines[pipeline.system].connect() as connection:
             rows = [tuple(r) for r in connection.execute(pipeline.select())]
         assert rows, pipeline.label
         for start in range(0, len(rows), 700):  # chunks, so caches start afresh as in a load
             chunk = rows[start : start + 700]
-            column_result = transform_batch(pipeline, chunk)
-            _same(column_result, transform_chunk(pipeline, chunk))
+            column_result = pipeline.transform_batch(chunk)
+            _same(column_result, pipeline.transform_chunk(chunk))
             rejected += len(column_result[1])
     assert rejected > 0  # the demo's bad rows went through both paths
 
 
-def _pipeline(columns: dict) -> SourcePipeline:
+def _pipeline(columns: dict) -> CompiledSource:
     spec = MappingSpec.model_validate(
         {
             "version": 1,
@@ -61,7 +63,7 @@ def _pipeline(columns: dict) -> SourcePipeline:
     )
     loaded = LoadedSpec(spec=spec, path=None, sha256="0" * 64)
     (entry,) = loaded.sources()
-    return SourcePipeline(loaded, *entry)
+    return CompiledSource(loaded, *entry)
 
 
 MIXED_VALUES = st.one_of(
@@ -88,26 +90,26 @@ def test_values_equal_across_types_are_never_confused_by_the_cache(values):
         }
     )
     rows = [(index, value) for index, value in enumerate(values)]
-    _same(transform_batch(pipeline, rows), transform_chunk(pipeline, rows))
+    _same(pipeline.transform_batch(rows), pipeline.transform_chunk(rows))
 
 
 def test_a_reference_column_keeps_its_key_as_text_by_column_as_by_row():
     pipeline = _pipeline({"parent_id": {"from": "p", "references": "t"}})
     rows = [(1, 7), (2, "7"), (3, None), (4, Decimal("7"))]
-    batch, rejects = transform_batch(pipeline, rows)
+    batch, rejects = pipeline.transform_batch(rows)
     assert batch.columns["parent_id"] == ["7", "7", None, "7"]
     assert not rejects
-    _same((batch, rejects), transform_chunk(pipeline, rows))
+    _same((batch, rejects), pipeline.transform_chunk(rows))
 
 
 @pytest.mark.parametrize("size", [0, 1])
 def test_empty_and_single_row_chunks(size):
     pipeline = _pipeline({"text": {"from": "v", "transform": "strip"}})
     rows = [(1, " a ")][:size]
-    batch, rejects = transform_batch(pipeline, rows)
+    batch, rejects = pipeline.transform_batch(rows)
     assert len(batch) == size and not rejects
     assert batch.columns["text"] == ["a"][:size]
-    _same((batch, rejects), transform_chunk(pipeline, rows))
+    _same((batch, rejects), pipeline.transform_chunk(rows))
 
 
 def test_row_at_a_time_still_accepts_row_objects_from_sqlalchemy():
@@ -115,7 +117,7 @@ def test_row_at_a_time_still_accepts_row_objects_from_sqlalchemy():
     with engine.connect() as connection:
         rows = connection.execute(sa.text("SELECT 1 AS id, ' a ' AS v")).all()
     pipeline = _pipeline({"text": {"from": "v", "transform": "strip"}})
-    _same(transform_batch(pipeline, rows), transform_chunk(pipeline, rows))
+    _same(pipeline.transform_batch(rows), pipeline.transform_chunk(rows))
 
 
 @pytest.mark.parametrize("bad_at", [(0,), (1_500,), (2_999,), (0, 1, 2, 2_998, 2_999)])
@@ -138,7 +140,7 @@ def test_unique_values_with_failures_anywhere_in_a_long_chunk(bad_at):
     ]
     for position, bad in zip(bad_at, ["", "2023-02-30 00:00:00", None, "x", " "], strict=False):
         rows[position] = (position, bad)
-    batch, rejects = transform_batch(pipeline, rows)
+    batch, rejects = pipeline.transform_batch(rows)
     assert [r.source_key for r in rejects] == [str(i) for i in bad_at]
     assert len(batch) == 3_000 - len(bad_at)
-    _same((batch, rejects), transform_chunk(pipeline, rows))
+    _same((batch, rejects), pipeline.transform_chunk(rows))

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from runbook_demo.generate import build_demo_sources
 from runbook_lib.assess.assessment import assess_sources
 from runbook_lib.assess.profiling import MAX_SHAPES, date_format_of
+from runbook_lib.evidence import figures
 from runbook_lib.spec.model import load_spec
-from runbook_lib.ui import plots
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO / "params" / "mapping" / "demo.yaml"
@@ -120,7 +120,7 @@ def test_classification_covers_every_column_by_category(assessed):
     assert classes["legacy_a.users.password_hash"]["category"] == "credential"
     assert classes["legacy_b.sales_orders.amount_cents"]["category"] == "financial"
     assert classes["crm.old_crm_customers.name"]["classification"] == "name"
-    table = plots.classification_table(report.to_dict())
+    table = figures.classification_table(report.to_dict())
     users = table.set_index("table").loc["legacy_a.users"]
     assert users["personal"] == "username, full_name (name), email, phone, address"
     assert users["credential"] == "password_hash"
@@ -146,13 +146,13 @@ def test_figures_and_tables_come_from_the_glued_report(assessed):
     report, _profiles, _engines = assessed
     data = json.loads(json.dumps(report.to_dict()))
 
-    findings = plots.findings_table(data)
+    findings = figures.findings_table(data)
     assert len(findings) == len(report.found) and (findings["rows"] > 0).all()
-    figure = plots.findings_by_severity(data)
+    figure = figures.findings_by_severity(data)
     assert [t.name for t in figure.data] == ["error", "warning", "info"]
-    overview = plots.profile_overview(data)
+    overview = figures.profile_overview(data)
     assert overview.data[0].type == "heatmap" and len(overview.data) > 4
-    assert "formats" in plots.profile_table(data).columns
+    assert "formats" in figures.profile_table(data).columns
 
 
 def test_assessment_memory_does_not_grow_with_the_data(tmp_path):

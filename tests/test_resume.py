@@ -15,16 +15,15 @@ import subprocess
 import sys
 import textwrap
 import time
-from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
 
-from runbook_demo.build import build_demo, ensure_database
+from runbook_demo.build import build_demo
 from runbook_demo.target_schema import create_target_schema
 from runbook_lib.config.params import load_params
+from runbook_lib.db.bookkeeping import CHECKPOINTS_TABLE
 from runbook_lib.load import backup, loader
-from runbook_lib.load.checkpoints import CHECKPOINTS_TABLE
 from runbook_lib.run.context import StageContext
 from runbook_lib.validate.validation import validate as run_validation
 
@@ -41,7 +40,7 @@ WORKER = textwrap.dedent(
 
     ctx = StageContext(load_params("ci", project_root=Path(sys.argv[1])), None)
     target = sa.create_engine(os.environ["RESUME_TEST_TARGET"])
-    backup.snapshot(target, loader.touched_tables(ctx.spec), sys.argv[2])
+    backup.snapshot(target, ctx.spec.touched_tables(), sys.argv[2])
     loader.load(ctx.spec, ctx.source_engines(), target, run_id=sys.argv[2], mode="full",
                  chunk_size=int(sys.argv[3]), max_reject_rate=1.0, target_label="target")
     print("finished")
@@ -128,13 +127,6 @@ def demo(project):
     return project, StageContext(load_params("ci", project_root=project), None)
 
 
-def _targets(project, server_url):
-    """(kill target URL, reference target URL) on SQLite files, or two databases on a server."""
-    if server_url is None:
-        return f"sqlite:///{project / 'killed.db'}", f"sqlite:///{project / 'reference.db'}"
-    return server_url
-
-
 KILL_POINTS = [("users", 2), ("orders", 3), ("order_items", 5), ("user_events", 1)]
 
 
@@ -144,7 +136,7 @@ def _kill_resume_matches_uninterrupted(demo, killed_url, reference_url):
     try:
         for engine in (killed, reference):
             create_target_schema(engine)
-        tables = loader.touched_tables(ctx.spec)
+        tables = ctx.spec.touched_tables()
         backup.snapshot(reference, tables, "run-k")
         _resume(ctx, reference, "run-k")
         for source_table, chunks in KILL_POINTS:
@@ -174,56 +166,13 @@ def _foreign_keys(engine: sa.Engine, tables: list[str]) -> set[tuple]:
     }
 
 
-def test_sigkill_at_several_points_then_resume_loads_every_row_exactly_once_sqlite(demo):
-    project, _ctx = demo
-    _kill_resume_matches_uninterrupted(demo, *_targets(project, None))
-
-
-@contextmanager
-def _reference_database(url: sa.URL):
-    """A second, empty database on the same server, for the uninterrupted reference load."""
-    reference = url.set(database=f"{url.database}_ref")
-    ensure_database(reference)
-    try:
-        yield reference
-    finally:
-        if url.get_backend_name() == "postgresql":
-            admin_url, drop = (
-                url.set(database="postgres"),
-                f'DROP DATABASE IF EXISTS "{reference.database}" WITH (FORCE)',
-            )
-        else:
-            admin_url, drop = (
-                url.set(database=""),
-                f"DROP DATABASE IF EXISTS `{reference.database}`",
-            )
-        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(sa.text(drop))
-        admin.dispose()
-
-
-def _on_server(demo, url: sa.URL) -> None:
-    with _reference_database(url) as reference:
-        _kill_resume_matches_uninterrupted(
-            demo,
-            url.render_as_string(hide_password=False),
-            reference.render_as_string(hide_password=False),
-        )
-
-
-@pytest.mark.postgres
-def test_sigkill_at_several_points_then_resume_loads_every_row_exactly_once_postgresql(
-    demo, postgres_url
-):
-    _on_server(demo, postgres_url)
-
-
-@pytest.mark.mariadb
-def test_sigkill_at_several_points_then_resume_loads_every_row_exactly_once_mariadb(
-    demo, mariadb_url
-):
-    _on_server(demo, mariadb_url)
+def test_sigkill_at_several_points_then_resume_loads_every_row_exactly_once(demo, databases):
+    killed, reference = databases.new("killed"), databases.new("reference")
+    _kill_resume_matches_uninterrupted(
+        demo,
+        killed.render_as_string(hide_password=False),
+        reference.render_as_string(hide_password=False),
+    )
 
 
 def test_rollback_after_a_killed_load_restores_the_pre_load_hashes(demo):
@@ -239,7 +188,7 @@ def test_rollback_after_a_killed_load_restores_the_pre_load_hashes(demo):
                     "VALUES ('OLD-1', 'already there', 'CNY', 'manual', 'OLD-1')"
                 )
             )
-        tables = loader.touched_tables(ctx.spec)
+        tables = ctx.spec.touched_tables()
         before = _digests(target, tables)
         backup_run = "run-r"
         snap = backup.snapshot(target, tables, backup_run)

@@ -11,15 +11,14 @@ message holds it, and finds the password — raw or percent-encoded — nowhere 
 from __future__ import annotations
 
 import io
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 import sqlalchemy as sa
 import yaml
+from helpers import runbook as run_cli
 
 from runbook_lib.privacy.scrub import (
     ScrubbingWriter,
@@ -123,14 +122,7 @@ def test_protect_kernel_scrubs_the_traceback_an_ipython_kernel_sends(monkeypatch
 
 
 def runbook(project: Path, *args: str, environ: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "runbook_lib.cli", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, **environ},
-    )
+    return run_cli(project, *args, env=environ)
 
 
 def _with_password(url: sa.engine.URL) -> str:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import sqlalchemy as sa
+from helpers import runbook as run_cli
 
-from runbook_lib.evidence.run_folder import read_scraps
+from runbook_lib.evidence.scraps import read_scraps
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mariadb, pytest.mark.notebooks]
 
@@ -27,16 +26,7 @@ def test_staging_runbook_passes_against_mariadb_and_postgresql(
     }
 
     def runbook(*args):
-        result = subprocess.run(
-            [sys.executable, "-m", "runbook_lib.cli", *args],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=1200,
-        )
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        return result
+        return run_cli(project, *args, env=env, check=True, timeout=1200)
 
     runbook("demo-data", "--env", "staging", "--orders", "3000")
     runbook("run", "--env", "staging")

@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from runbook_lib.db.canonical import canonical, key_bucket, row_hash, row_text
+from runbook_lib.errors import UnsupportedType
 from runbook_lib.validate.target_hashes import (
     HASH_DIALECTS,
     SqlTargetRows,
     TargetRows,
-    UnsupportedType,
     canonical_kind,
     target_rows,
 )

@@ -19,10 +19,10 @@ import sqlalchemy as sa
 
 from runbook_demo.build import build_demo
 from runbook_lib.config.params import load_params
-from runbook_lib.evidence.run_folder import read_scraps
+from runbook_lib.evidence import figures
+from runbook_lib.evidence.scraps import read_scraps
 from runbook_lib.load import loader
 from runbook_lib.run.context import StageContext
-from runbook_lib.ui import plots
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "04_validation.ipynb"
@@ -126,7 +126,7 @@ def test_the_dashboard_shows_rows_and_differences_per_source():
             }
         ],
     }
-    figure = plots.reconciliation_dashboard(validation)
+    figure = figures.reconciliation_dashboard(validation)
     bars = {trace.name: list(trace.y) for trace in figure.data}
     assert bars["source rows"] == [10] and bars["loaded"] == [7] and bars["quarantined"] == [2]
     assert bars["missing"] == [1] and bars["changed"] == [0]

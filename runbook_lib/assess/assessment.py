@@ -30,10 +30,11 @@ from runbook_lib.assess.findings import (
 from runbook_lib.assess.orphans import build_nodes, reference_findings
 from runbook_lib.assess.profiling import ColumnProfile, profile_table
 from runbook_lib.assess.units_and_zones import amount_units, mixed_findings, time_zones
-from runbook_lib.spec.mapped import MappedSource, mapped_sources
+from runbook_lib.privacy.masking import EvidenceMasker
+from runbook_lib.spec.compiled import CompiledSource, compile_spec
 from runbook_lib.spec.model import LoadedSpec
 
-Progress = Callable[[str], None]
+Say = Callable[[str], None]  # what the assessment is doing now, as a sentence
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,18 @@ class AssessmentReport:
 
 
 def assess_sources(
-    sources: dict[str, sa.Engine], spec: LoadedSpec, progress: Progress | None = None
+    sources: dict[str, sa.Engine],
+    spec: LoadedSpec,
+    progress: Say | None = None,
+    masker: EvidenceMasker | None = None,
 ) -> AssessmentReport:
-    """Profile every table of every source system and apply every rule the spec implies."""
+    """Profile every table of every source system and apply every rule the spec implies.
+
+    Every value the report shows is masked by ``masker`` (by default: each column classified by
+    its name), and the classification the report glues is the masker's.
+    """
     say = progress or (lambda _message: None)
+    masker = masker or EvidenceMasker()
     profiles: list[ColumnProfile] = []
     row_counts: dict[str, int] = {}
     columns: dict[tuple[str, str], list[str]] = {}
@@ -107,19 +116,19 @@ def assess_sources(
                 described = inspector.get_columns(table)
                 columns[(system, table)] = [c["name"] for c in described]
                 found = profile_table(
-                    connection, system, table, described, formats.get((system, table))
+                    connection, system, table, described, formats.get((system, table)), masker
                 )
                 profiles += found
                 row_counts[f"{system}.{table}"] = found[0].rows if found else 0
     findings = format_findings(profiles)
-    pipelines = mapped_sources(spec, columns)
+    pipelines = compile_spec(spec, columns).in_spec_order
     nodes = build_nodes(spec, pipelines, columns)
     sizes = {(p.system, p.table, p.column): (p.distinct, p.rows) for p in profiles}
     for pipeline in pipelines:
         say(f"checking {pipeline.label}")
         node = nodes[(pipeline.system, pipeline.table)]
         with sources[pipeline.system].connect() as connection:
-            findings += _guarded(pipeline, _check_source, connection, pipeline, node, sizes)
+            findings += _guarded(pipeline, _check_source, connection, pipeline, node, sizes, masker)
     for node in nodes.values():
         say(f"following references of {node.pipeline.system}.{node.pipeline.table}")
         with sources[node.pipeline.system].connect() as connection:
@@ -137,15 +146,17 @@ def assess_sources(
     )
 
 
-def _check_source(connection, pipeline: MappedSource, node, sizes: dict) -> list[Finding]:
+def _check_source(
+    connection, pipeline: CompiledSource, node, sizes: dict, masker: EvidenceMasker
+) -> list[Finding]:
     """Key uniqueness, every fallible transform over the data, and the names to split."""
     findings = [duplicate_key_finding(connection, pipeline)]
     for column in checked_columns(pipeline):
         distinct, rows = sizes.get((pipeline.system, pipeline.table, column.inputs[0]), (0, 0))
         stream = len(column.inputs) == 1 and distinct * 2 > rows
         check = run_column_check(connection, pipeline, column, stream=stream)
-        findings += transform_findings(connection, check)
-        findings += zero_date_findings(connection, check)
+        findings += transform_findings(connection, check, masker)
+        findings += zero_date_findings(connection, check, masker)
         if check.quarantines:  # rows of children go down with these: see references
             where = f"{pipeline.system}.{pipeline.table}.{', '.join(column.inputs)}"
             for rule, failing in check.failing.items():
@@ -154,7 +165,7 @@ def _check_source(connection, pipeline: MappedSource, node, sizes: dict) -> list
     return findings + name_findings(connection, pipeline)
 
 
-def _guarded(pipeline: MappedSource, run: Callable[..., list[Finding]], *args) -> list[Finding]:
+def _guarded(pipeline: CompiledSource, run: Callable[..., list[Finding]], *args) -> list[Finding]:
     """A rule the spec makes impossible (bad filter SQL, bad option) is a finding, not a crash."""
     try:
         return run(*args)

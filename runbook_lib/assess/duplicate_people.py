@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from runbook_lib.assess.findings import EXAMPLES, Finding
 from runbook_lib.errors import TransformError
-from runbook_lib.spec.mapped import MappedColumn, MappedSource, filter_clauses
+from runbook_lib.spec.compiled import CompiledColumn, CompiledSource
 from runbook_lib.spec.model import LoadedSpec
 
 _SCHEMA = (
@@ -45,8 +45,8 @@ UPDATE rec SET comp = low.c FROM (
 
 
 def match_columns(
-    pipeline: MappedSource, match_on: list[str]
-) -> list[tuple[str, MappedColumn, int]]:
+    pipeline: CompiledSource, match_on: list[str]
+) -> list[tuple[str, CompiledColumn, int]]:
     """(match column, the compiled mapping producing it, its position in the outputs)."""
     found = []
     for name in match_on:
@@ -59,7 +59,7 @@ def match_columns(
 def duplicate_findings(
     spec: LoadedSpec,
     sources: dict[str, sa.Engine],
-    pipelines: list[MappedSource],
+    pipelines: list[CompiledSource],
     chunk_size: int = 20_000,
 ) -> list[Finding]:
     """Duplicate records within each system and people found in several systems, per merge target."""
@@ -95,7 +95,7 @@ def duplicate_findings(
 
 
 def _collect(
-    pipeline: MappedSource, engine: sa.Engine, scratch: sa.Engine, match_on, chunk_size
+    pipeline: CompiledSource, engine: sa.Engine, scratch: sa.Engine, match_on, chunk_size
 ) -> None:
     """Stream one source's keys and normalized match values into the scratch file."""
     matches = match_columns(pipeline, match_on)
@@ -103,7 +103,7 @@ def _collect(
         dict.fromkeys([*pipeline.key_columns, *(n for _, c, _ in matches for n in c.inputs)])
     )
     source = sa.table(pipeline.table, *(sa.column(n) for n in names))
-    query = sa.select(*(source.c[n] for n in names)).where(*filter_clauses(pipeline.source))
+    query = sa.select(*(source.c[n] for n in names)).where(*pipeline.filter_clauses())
     with engine.connect() as connection, scratch.connect() as db:
         result = connection.execution_options(stream_results=True, yield_per=chunk_size).execute(
             query
@@ -129,7 +129,7 @@ def _collect(
 
 
 def _findings(
-    db, target_name: str, pipelines: list[MappedSource], match_on: list[str], order: list[str]
+    db, target_name: str, pipelines: list[CompiledSource], match_on: list[str], order: list[str]
 ) -> list[Finding]:
     keys = ", ".join(match_on)
     findings = []

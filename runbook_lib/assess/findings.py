@@ -20,6 +20,7 @@ Orphans and their cascades are in ``references``; duplicate people across system
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,9 +30,8 @@ from runbook_lib.assess.profiling import ColumnProfile
 from runbook_lib.db.canonical import canonical
 from runbook_lib.db.type_rules import is_zero_date
 from runbook_lib.errors import TransformError
-from runbook_lib.privacy.classification import classify_column
-from runbook_lib.privacy.masking import mask_value
-from runbook_lib.spec.mapped import MappedColumn, MappedSource, filter_clauses
+from runbook_lib.privacy.masking import EvidenceMasker
+from runbook_lib.spec.compiled import CompiledColumn, CompiledSource
 from runbook_lib.transforms import name_kind
 
 SEVERITIES = ("error", "warning", "info")
@@ -90,8 +90,8 @@ def sort_key(finding: Finding) -> tuple:
 class ColumnCheck:
     """The transforms of one mapped column run over its values: failures by rule."""
 
-    pipeline: MappedSource
-    column: MappedColumn
+    pipeline: CompiledSource
+    column: CompiledColumn
     rows: Counter = field(default_factory=Counter)  # rule -> rows
     failing: dict[str, list[tuple]] = field(default_factory=dict)  # rule -> distinct inputs
     truncated: bool = False
@@ -102,7 +102,7 @@ class ColumnCheck:
         return self.column.on_error != "null"
 
 
-def checked_columns(pipeline: MappedSource) -> list[MappedColumn]:
+def checked_columns(pipeline: CompiledSource) -> list[CompiledColumn]:
     """Mapped columns read from the source whose transforms can reject a value."""
     return [
         column
@@ -114,7 +114,7 @@ def checked_columns(pipeline: MappedSource) -> list[MappedColumn]:
 
 
 def run_column_check(
-    connection: sa.Connection, pipeline: MappedSource, column: MappedColumn, *, stream: bool
+    connection: sa.Connection, pipeline: CompiledSource, column: CompiledColumn, *, stream: bool
 ) -> ColumnCheck:
     """Apply ``column``'s transforms to each distinct input (``stream``: every row instead)."""
     source = sa.table(pipeline.table, *(sa.column(name) for name in column.inputs))
@@ -123,7 +123,7 @@ def run_column_check(
         query = sa.select(*inputs, sa.literal(1)).select_from(source)
     else:
         query = sa.select(*inputs, sa.func.count()).select_from(source).group_by(*inputs)
-    for clause in filter_clauses(pipeline.source):
+    for clause in pipeline.filter_clauses():
         query = query.where(clause)
     check = ColumnCheck(pipeline, column)
     dated = len(column.inputs) == 1 and any(t.name == "parse_datetime" for t, _ in column.steps)
@@ -162,7 +162,9 @@ def failing_predicate(source: sa.TableClause, inputs: tuple[str, ...], values: l
     )
 
 
-def transform_findings(connection: sa.Connection, check: ColumnCheck) -> list[Finding]:
+def transform_findings(
+    connection: sa.Connection, check: ColumnCheck, masker: EvidenceMasker
+) -> list[Finding]:
     """One finding per rule that failed (and one, with count 0, per column checked clean)."""
     pipeline, column = check.pipeline, check.column
     names = ", ".join(column.inputs)
@@ -182,10 +184,10 @@ def transform_findings(connection: sa.Connection, check: ColumnCheck) -> list[Fi
             )
         ]
     findings = []
-    classification = classify_column(pipeline.table, column.inputs[0])[0]
+    mask = masker.for_column(f"{pipeline.system}.{pipeline.table}", column.inputs[0])
     for rule, rows in sorted(check.rows.items()):
         failing = check.failing[rule]
-        breakdown = _failing_values(connection, pipeline, column, failing, classification)
+        breakdown = _failing_values(connection, pipeline, column, failing, mask)
         findings.append(
             Finding(
                 rule=rule,
@@ -196,20 +198,22 @@ def transform_findings(connection: sa.Connection, check: ColumnCheck) -> list[Fi
                 count=rows,
                 detail=f"{rows:,} rows fail {steps} ({rule}): {outcome}"
                 + (" (only the first failing values are listed)" if check.truncated else ""),
-                examples=example_keys(connection, pipeline, column.inputs, failing, classification),
+                examples=example_keys(connection, pipeline, column.inputs, failing, mask),
                 breakdown=breakdown,
             )
         )
     return findings
 
 
-def zero_date_findings(connection: sa.Connection, check: ColumnCheck) -> list[Finding]:
+def zero_date_findings(
+    connection: sa.Connection, check: ColumnCheck, masker: EvidenceMasker
+) -> list[Finding]:
     """How many rows of a ``parse_datetime`` input hold a MySQL zero date (read as no date)."""
     if not check.zero_dates:
         return []
     pipeline, column = check.pipeline, check.column
     rows = sum(check.zero_dates.values())
-    classification = classify_column(pipeline.table, column.inputs[0])[0]
+    mask = masker.for_column(f"{pipeline.system}.{pipeline.table}", column.inputs[0])
     zero = [(value,) for value in check.zero_dates]
     spellings: Counter = Counter()
     for value, n in check.zero_dates.items():
@@ -224,13 +228,13 @@ def zero_date_findings(connection: sa.Connection, check: ColumnCheck) -> list[Fi
             count=rows,
             detail=f"{rows:,} rows hold a MySQL zero date, which means no date: parse_datetime "
             "reads it as NULL (a column that requires a value quarantines the row)",
-            examples=example_keys(connection, pipeline, column.inputs, zero, classification),
+            examples=example_keys(connection, pipeline, column.inputs, zero, mask),
             breakdown=dict(sorted(spellings.items())),
         )
     ]
 
 
-def _failing_values(connection, pipeline, column, failing, classification) -> dict[str, int]:
+def _failing_values(connection, pipeline, column, failing, mask) -> dict[str, int]:
     """Rows per failing value (masked), for the few most frequent."""
     source = sa.table(pipeline.table, *(sa.column(name) for name in column.inputs))
     inputs = [source.c[name] for name in column.inputs]
@@ -244,17 +248,17 @@ def _failing_values(connection, pipeline, column, failing, classification) -> di
     )
     shown: dict[str, int] = {}
     for *values, rows in connection.execute(query):
-        label = ", ".join(canonical(mask_value(classification, v)) for v in values)
+        label = ", ".join(canonical(mask(v)) for v in values)
         shown[label] = shown.get(label, 0) + rows
     return shown
 
 
 def example_keys(
     connection: sa.Connection,
-    pipeline: MappedSource,
+    pipeline: CompiledSource,
     inputs: tuple[str, ...],
     failing: list[tuple],
-    classification: str,
+    mask: Callable[[object], object],
 ) -> tuple[str, ...]:
     """A few ``key=value`` examples (values masked) of rows with one of the failing inputs."""
     keys = pipeline.key_columns
@@ -268,7 +272,7 @@ def example_keys(
     examples = []
     for row in connection.execute(query):
         key = "|".join(str(v) for v in row[: len(keys)])
-        values = ", ".join(repr(mask_value(classification, v)) for v in row[len(keys) :])
+        values = ", ".join(repr(mask(v)) for v in row[len(keys) :])
         examples.append(f"{'|'.join(keys)}={key}: {values}")
     return tuple(examples)
 
@@ -311,7 +315,7 @@ def format_findings(profiles: list[ColumnProfile]) -> list[Finding]:
     return findings
 
 
-def name_findings(connection: sa.Connection, pipeline: MappedSource) -> list[Finding]:
+def name_findings(connection: sa.Connection, pipeline: CompiledSource) -> list[Finding]:
     """How the one-field names that feed ``split_name`` are written, by the rule that splits them."""
     findings = []
     for column in pipeline.columns:
@@ -321,7 +325,7 @@ def name_findings(connection: sa.Connection, pipeline: MappedSource) -> list[Fin
         source = sa.table(pipeline.table, sa.column(name))
         query = (
             sa.select(source.c[name], sa.func.count())
-            .where(source.c[name].is_not(None), *filter_clauses(pipeline.source))
+            .where(source.c[name].is_not(None), *pipeline.filter_clauses())
             .group_by(source.c[name])
         )
         kinds: Counter = Counter()
@@ -345,7 +349,7 @@ def name_findings(connection: sa.Connection, pipeline: MappedSource) -> list[Fin
     return findings
 
 
-def duplicate_key_finding(connection: sa.Connection, pipeline: MappedSource) -> Finding:
+def duplicate_key_finding(connection: sa.Connection, pipeline: CompiledSource) -> Finding:
     """Source keys that occur more than once (the loader's source_key must be unique)."""
     keys = [sa.column(k) for k in pipeline.key_columns]
     grouped = (

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from runbook_lib.assess.findings import EXAMPLES, Finding
-from runbook_lib.spec.mapped import MappedSource, filter_clauses
+from runbook_lib.spec.compiled import CompiledSource
 from runbook_lib.spec.model import LoadedSpec
 
 
@@ -26,7 +26,7 @@ from runbook_lib.spec.model import LoadedSpec
 class Node:
     """One source table: its key, the rows it quarantines for its own values, its parents."""
 
-    pipeline: MappedSource
+    pipeline: CompiledSource
     source: sa.TableClause
     failures: list[tuple[str, sa.ColumnElement]] = field(default_factory=list)
     parents: list[tuple[str, list[Node]]] = field(default_factory=list)
@@ -37,7 +37,7 @@ class Node:
         return keys[0] if len(keys) == 1 else None
 
     def kept(self) -> list[sa.ColumnElement]:
-        return filter_clauses(self.pipeline.source)
+        return self.pipeline.filter_clauses()
 
     def keys_where(self, *conditions: sa.ColumnElement) -> sa.Select:
         key = self.source.c[self.key]
@@ -50,7 +50,7 @@ class Node:
 
 
 def build_nodes(
-    spec: LoadedSpec, pipelines: list[MappedSource], columns: dict[tuple[str, str], list[str]]
+    spec: LoadedSpec, pipelines: list[CompiledSource], columns: dict[tuple[str, str], list[str]]
 ) -> dict[tuple[str, str], Node]:
     """A node per mapped source table, linked to its parents by references and sample parents."""
     nodes = {

@@ -13,15 +13,16 @@ emails, addresses and credentials get no shape profile at all (a shape would spe
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
 
 from runbook_lib.db.canonical import canonical
-from runbook_lib.privacy.classification import classify_column, is_person_table
-from runbook_lib.privacy.masking import mask_value
-from runbook_lib.spec.model import type_family
+from runbook_lib.db.type_rules import type_family
+from runbook_lib.privacy.classification import CATEGORIES, is_person_table
+from runbook_lib.privacy.masking import EvidenceMasker
 
 # Candidate formats for date-like text the spec does not parse; the spec's own come first.
 COMMON_DATE_FORMATS = (
@@ -84,8 +85,14 @@ def profile_table(
     table: str,
     columns: list[dict],
     date_formats: dict[str, tuple[str, ...]] | None = None,
+    masker: EvidenceMasker | None = None,
 ) -> list[ColumnProfile]:
-    """Profile every column of ``table``; ``date_formats`` are the spec's formats per column."""
+    """Profile every column of ``table``; ``date_formats`` are the spec's formats per column.
+
+    ``masker`` classifies each column and masks the values a profile shows (min, max, top values).
+    """
+    masker = masker or EvidenceMasker()
+    where = f"{system}.{table}"
     source = sa.table(table, *(sa.column(c["name"]) for c in columns))
     families = {c["name"]: type_family(c["type"]) for c in columns}
     aggregates: list[sa.ColumnElement] = [sa.func.count().label("rows")]
@@ -109,7 +116,8 @@ def profile_table(
     for index, c in enumerate(columns):
         name = c["name"]
         non_null, distinct, low, high, untrimmed = values[1 + 5 * index : 6 + 5 * index]
-        classification, category = classify_column(table, name)
+        classification = masker.classification(where, name)
+        category = CATEGORIES.get(classification, "other")
         family = families[name]
         formats: dict[str, int] = {}
         shapes = 0
@@ -124,7 +132,7 @@ def profile_table(
             )
         top = []
         if 0 < distinct < non_null and (distinct <= 50 or distinct * 10 <= non_null):
-            top = top_values(connection, source, name, classification)
+            top = top_values(connection, source, name, masker.for_column(where, name))
         profiles.append(
             ColumnProfile(
                 system=system,
@@ -137,8 +145,8 @@ def profile_table(
                 rows=rows,
                 nulls=rows - non_null,
                 distinct=distinct,
-                min=_shown(classification, low),
-                max=_shown(classification, high),
+                min=masker.text(where, name, low),
+                max=masker.text(where, name, high),
                 untrimmed=int(untrimmed or 0),
                 formats=formats,
                 shapes=shapes,
@@ -146,12 +154,6 @@ def profile_table(
             )
         )
     return profiles
-
-
-def _shown(classification: str, value: object) -> str | None:
-    if value is None:
-        return None
-    return canonical(mask_value(classification, value))
 
 
 def shape_of(column: sa.ColumnElement) -> sa.ColumnElement:
@@ -235,7 +237,7 @@ def date_format_of(value: object, spec_formats: tuple[str, ...] = ()) -> str | N
 
 
 def top_values(
-    connection: sa.Connection, source: sa.TableClause, column: str, classification: str
+    connection: sa.Connection, source: sa.TableClause, column: str, mask: Callable[[object], object]
 ) -> list[list]:
     """The most frequent values with their rows, masked by the column's classification."""
     col = source.c[column]
@@ -247,7 +249,10 @@ def top_values(
         .order_by(sa.func.count().desc(), col)
         .limit(TOP_VALUES)
     )
-    return [[_shown(classification, value), rows] for value, rows in connection.execute(query)]
+    return [
+        [None if value is None else canonical(mask(value)), rows]
+        for value, rows in connection.execute(query)
+    ]
 
 
 def infer_type(family: str, classification: str, formats: dict[str, int], non_null: int) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL, make_url
 from runbook_lib.config.params import ConnectionParams, LoadedParams
 from runbook_lib.db.type_rules import rules_for
 from runbook_lib.errors import ConnectionConfigError
-from runbook_lib.privacy.redaction import redact_text
+from runbook_lib.privacy.scrub import redact_text
 
 __all__ = ["Connections", "make_engine", "redact_text", "redact_url", "resolve_url"]
 
@@ -131,3 +131,31 @@ def redact_url(url: URL | str) -> str:
     if isinstance(url, URL):
         return url.render_as_string(hide_password=True)
     return redact_text(url)
+
+
+def ensure_database(url: sa.URL) -> None:
+    """Create the database a server URL names if it is not there (SQLite files create themselves)."""
+    backend = url.get_backend_name()
+    if backend == "sqlite" or not url.database:
+        return
+    if backend == "postgresql":
+        admin_url, exists, create = (
+            url.set(database="postgres"),
+            "SELECT 1 FROM pg_database WHERE datname = :name",
+            f'CREATE DATABASE "{url.database}"',
+        )
+    elif backend in ("mysql", "mariadb"):
+        admin_url, exists, create = (
+            url.set(database=""),
+            "SELECT 1 FROM information_schema.schemata WHERE schema_name = :name",
+            f"CREATE DATABASE `{url.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+        )
+    else:
+        return
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            if connection.execute(sa.text(exists), {"name": url.database}).first() is None:
+                connection.execute(sa.text(create))
+    finally:
+        admin.dispose()

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.engine import make_url
 
 from runbook_lib.errors import ParamsError
-from runbook_lib.privacy.redaction import redact_text
+from runbook_lib.privacy.scrub import redact_text
 
 ENVIRONMENTS = ("dev", "ci", "staging", "prod")
 ENV_VAR_NAME = r"^[A-Z_][A-Z0-9_]*$"

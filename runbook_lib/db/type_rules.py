@@ -124,3 +124,22 @@ TYPE_RULES: dict[str, TypeRules] = {
 def rules_for(dialect: str) -> TypeRules:
     """The rules of ``dialect`` (a SQLAlchemy dialect name), ``GENERIC`` if none are declared."""
     return TYPE_RULES.get(dialect, GENERIC)
+
+
+_TYPE_FAMILIES = (
+    (sa.Boolean, "boolean"),
+    (sa.Integer, "integer"),
+    (sa.Numeric, "decimal"),
+    (sa.Float, "decimal"),
+    (sa.DateTime, "datetime"),
+    (sa.Date, "date"),
+    (sa.String, "text"),
+)
+
+
+def type_family(column_type: sa.types.TypeEngine) -> str:
+    """A coarse family of a reflected type, to spot a mapping that needs a cast."""
+    for cls, family in _TYPE_FAMILIES:
+        if isinstance(column_type, cls):
+            return family
+    return "other"

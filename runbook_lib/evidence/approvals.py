@@ -16,33 +16,17 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from runbook_lib.errors import RunbookError
-from runbook_lib.evidence import index_page, ledger
-from runbook_lib.evidence.run_folder import (
-    MANIFEST,
-    Manifest,
-    os_user,
-    read_scraps,
-    runs_root,
-    sha256_file,
-    utc_now,
-)
+from runbook_lib.errors import ApprovalRequiredError, RunbookError
+from runbook_lib.evidence.provenance import os_user
+from runbook_lib.evidence.record import change_run
+from runbook_lib.evidence.run_folder import MANIFEST, Manifest, runs_root, sha256_file, utc_now
+from runbook_lib.evidence.scraps import read_scraps
 from runbook_lib.evidence.verify import require_intact
-from runbook_lib.run.context import STAGES
-
-if TYPE_CHECKING:
-    from runbook_lib.run.context import StageContext
+from runbook_lib.stage_table import STAGES
 
 APPROVAL = "approval.json"
-TRIAL_NOTEBOOK = STAGES["trial"]
-
-
-class ApprovalRequiredError(RunbookError):
-    """A gated stage has no valid approval; nothing was touched."""
-
-    exit_code = 1
+TRIAL_NOTEBOOK = STAGES["trial"].notebook
 
 
 @dataclass(frozen=True)
@@ -83,7 +67,7 @@ def approve(env: str, run_id: str, operator: str, project_root: Path) -> Approva
     run_dir = runs_root(project_root, env) / run_id
     if not (run_dir / MANIFEST).is_file():
         raise RunbookError(f"no run {run_id} for env {env}", hint=f"runbook status --env {env}")
-    require_intact(run_dir)
+    require_intact(run_dir)  # before reading anything from it
     manifest = Manifest.load(run_dir)
     trial = next((s for s in manifest.data["stages"] if s["name"] == "trial"), None)
     if trial is None or trial.get("status") != "passed":
@@ -91,7 +75,7 @@ def approve(env: str, run_id: str, operator: str, project_root: Path) -> Approva
             f"run {run_id} has no passed trial to approve",
             hint=f"runbook run --env {env} --run-id {run_id} --stages mapping,trial",
         )
-    checked = read_scraps(run_dir / STAGES["mapping"]).get("mapping_check", {})
+    checked = read_scraps(run_dir / STAGES["mapping"].notebook).get("mapping_check", {})
     spec = load_spec(params.mapping_path)
     if checked.get("spec_sha256") != spec.sha256:
         raise ApprovalRequiredError(
@@ -112,18 +96,19 @@ def approve(env: str, run_id: str, operator: str, project_root: Path) -> Approva
         mapping_spec=str(params.model.mapping),
         mapping_spec_sha256=spec.sha256,
     )
-    path = run_dir / APPROVAL
-    path.write_text(json.dumps(approval.to_dict(), indent=2, ensure_ascii=False) + "\n", "utf-8")
-    manifest.record_artifact(
-        "approval",
-        path,
-        approved_by=approval.approved_by,
-        approved_at=approval.approved_at,
-        trial_sha256=approval.trial_sha256,
-        mapping_spec_sha256=approval.mapping_spec_sha256,
-    )
-    index_page.attach_report(manifest)
-    ledger.seal(manifest, "approve", approval.approved_by)
+    with change_run(run_dir, "approve", approval.approved_by, report=True) as manifest:
+        path = run_dir / APPROVAL
+        path.write_text(
+            json.dumps(approval.to_dict(), indent=2, ensure_ascii=False) + "\n", "utf-8"
+        )
+        manifest.record_artifact(
+            "approval",
+            path,
+            approved_by=approval.approved_by,
+            approved_at=approval.approved_at,
+            trial_sha256=approval.trial_sha256,
+            mapping_spec_sha256=approval.mapping_spec_sha256,
+        )
     return approval
 
 
@@ -171,14 +156,3 @@ def check_approval(run_dir: Path, env: str, spec_sha256: str, action: str) -> Ap
             hint=f"re-run mapping and trial with this spec, then {again}",
         )
     return approval
-
-
-def require_approval(ctx: StageContext, action: str) -> Approval | None:
-    """The gate at the start of the full load and the rollback (no-op unless params require it)."""
-    if not ctx.params.model.requires_approval:
-        return None
-    if ctx.run_dir is None:
-        raise ApprovalRequiredError(
-            f"env {ctx.env} requires an approval before the {action}, and there is no run folder"
-        )
-    return check_approval(ctx.run_dir, ctx.env, ctx.spec.sha256, action)

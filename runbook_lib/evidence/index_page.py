@@ -15,35 +15,15 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runbook_lib.errors import RunbookError
-from runbook_lib.evidence.run_folder import MANIFEST, Manifest, read_scraps
+from runbook_lib.evidence.run_folder import Manifest
+from runbook_lib.evidence.scraps import read_scraps
 from runbook_lib.privacy.scrub import scrub_error, scrub_text
+from runbook_lib.stage_table import STAGES
 
 if TYPE_CHECKING:
-    from runbook_lib.evidence.ledger import Entry
+    pass
 
 REPORT = "index.html"
-_SCRAPS = {
-    "assessment": ("assessment",),
-    "mapping": ("mapping_check", "mapping_spec"),
-    "trial": ("trial",),
-    "full_load": ("snapshot", "full_load"),
-    "validation": ("validation",),
-    "rollback": ("rollback",),
-}
-
-
-def rewrite_report(run_dir: Path) -> tuple[Path, Entry | None]:
-    """``runbook report``: rewrite an intact run's page; the ledger line if its bytes changed."""
-    from runbook_lib.evidence import ledger
-    from runbook_lib.evidence.verify import require_intact
-
-    if not (run_dir / MANIFEST).is_file():
-        raise RunbookError(f"no run folder {run_dir}", hint="runbook report outputs/<env>/<run_id>")
-    require_intact(run_dir)
-    manifest = Manifest.load(run_dir)
-    path = attach_report(manifest)
-    return path, ledger.seal(manifest, "report")
 
 
 def attach_report(manifest: Manifest) -> Path:
@@ -59,13 +39,16 @@ def write_report(run_dir: Path, data: dict[str, Any]) -> Path:
     for stage in data.get("stages", []):
         if stage.get("sha256_notebook"):
             found = read_scraps(run_dir / stage["notebook"])
-            scraps[stage["name"]] = {
-                k: found[k] for k in _SCRAPS.get(stage["name"], ()) if k in found
-            }
+            scraps[stage["name"]] = {k: found[k] for k in _glued_by(stage["name"]) if k in found}
     page = render(data, scraps)
     path = run_dir / REPORT
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def _glued_by(stage: str) -> tuple[str, ...]:
+    known = STAGES.get(stage)
+    return known.glues if known else ()
 
 
 def render(data: dict[str, Any], scraps: dict[str, dict]) -> str:
@@ -313,9 +296,9 @@ def _figure(load: dict | None) -> str:
         return ""
     import plotly.io as pio
 
-    from runbook_lib.ui import plots
+    from runbook_lib.evidence import figures
 
-    figure = plots.load_outcome(load)
+    figure = figures.load_outcome(load)
     html = pio.to_html(
         figure,
         include_plotlyjs=True,

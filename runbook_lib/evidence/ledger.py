@@ -23,17 +23,11 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from runbook_lib.errors import RunbookError
+from runbook_lib.errors import EvidenceError
 from runbook_lib.evidence.run_folder import MANIFEST, Manifest, sha256_file, utc_now
 
 LEDGER = "ledger.jsonl"
 GENESIS = "0" * 64
-
-
-class EvidenceError(RunbookError):
-    """Evidence does not verify, or new evidence cannot be recorded safely."""
-
-    exit_code = 1
 
 
 @dataclass(frozen=True)

@@ -1,46 +1,22 @@
-"""Run folders, glued results, the manifest and HTML exports: everything an auditor reads.
+"""A run's folder and its manifest: where a run's evidence lives and how its artifacts are listed.
 
-scrapbook (unmaintained) and nbconvert sit behind this module alone, so either can be replaced.
-Only JSON-safe values are glued: ``json_safe`` is the one place that converts. Importing this
-module inside a kernel (every stage notebook does) scrubs secrets from the kernel's tracebacks.
+``outputs/<env>/<run_id>/`` holds the executed notebooks, their HTML, the report, an approval
+and ``manifest.json``, which lists the sha256 of every artifact. The manifest is only ever
+written through ``record`` (require intact → change → seal in the ledger).
 """
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
-import os
-import platform
-import re
 import secrets
-import subprocess
-import sys
-import warnings
 from datetime import UTC, datetime
-from decimal import Decimal
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from runbook_lib.privacy import scrub
+from runbook_lib.evidence.scraps import json_safe
 
 MANIFEST = "manifest.json"
-PACKAGES = (
-    "runbook-lib",
-    "papermill",
-    "scrapbook",
-    "nbformat",
-    "nbconvert",
-    "jupyterlab",
-    "pandas",
-    "SQLAlchemy",
-    "plotly",
-    "pydantic",
-    "ipywidgets",
-    "psycopg",
-    "PyMySQL",
-)
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -83,48 +59,6 @@ def latest_run(project_root: Path, env: str) -> Path | None:
     return runs[-1] if runs else None
 
 
-def json_safe(value: Any) -> Any:
-    """Convert numpy scalars, Decimals, datetimes, paths and tuples into plain JSON values."""
-    return json.loads(json.dumps(value, default=_default))
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item"):  # numpy scalar
-        return value.item()
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"cannot glue a {type(value).__name__}")
-
-
-def glue(name: str, value: Any) -> None:
-    """Record ``value`` in the executing notebook for later stages and auditors."""
-    import scrapbook
-
-    scrapbook.glue(name, json_safe(value), encoder="json")
-
-
-def glue_figure(name: str, figure) -> None:
-    """Glue a plotly figure as its JSON (scrapbook cannot glue figure objects)."""
-    glue(name, json.loads(figure.to_json()))
-
-
-def read_scraps(notebook: Path) -> dict[str, Any]:
-    """Everything glued in an executed notebook, by name."""
-    import scrapbook
-
-    if not notebook.is_file():
-        return {}
-    return {
-        name: scrap.data for name, scrap in scrapbook.read_notebook(str(notebook)).scraps.items()
-    }
-
-
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read in blocks."""
     digest = hashlib.sha256()
@@ -132,116 +66,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-# the lab template, minus every script it would fetch: require.js, MathJax, mermaid, widgets
-_OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
-{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
-{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
-"""
-# plotly's notebook renderer adds a MathJax <script src="https://cdn..."> to every figure
-_EXTERNAL_SCRIPT = re.compile(
-    r"<script\b[^>]*\bsrc=[\"']?(?:https?:)?//[^>]*>\s*</script>", re.IGNORECASE
-)
-
-
-def export_html(notebook: Path) -> Path:
-    """An HTML copy of an executed notebook that makes no network request when opened.
-
-    plotly.js travels inside it (embedded once by the notebook renderer); the template's CDN
-    scripts are left out and the per-figure MathJax script tags are dropped from the copy.
-    """
-    import jinja2
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    node = nbformat.read(notebook, as_version=4)
-    for cell in node.cells:
-        for output in cell.get("outputs", []):
-            html = output.get("data", {}).get("text/html")
-            if html:
-                text = "".join(html) if isinstance(html, list) else html
-                output["data"]["text/html"] = _EXTERNAL_SCRIPT.sub("", text)
-    exporter = HTMLExporter(
-        template_name="lab",
-        extra_loaders=[jinja2.DictLoader({"runbook_offline.html.j2": _OFFLINE_TEMPLATE})],
-        template_file="runbook_offline.html.j2",
-    )
-    with warnings.catch_warnings():
-        # scrapbook's own mimetype has no HTML form; the glued values are shown by the cells
-        warnings.filterwarnings("ignore", message=".*is not able to be represented")
-        body, _resources = exporter.from_notebook_node(node)
-    target = notebook.with_suffix(".html")
-    target.write_text(body, encoding="utf-8")
-    return target
-
-
-def package_versions() -> dict[str, str]:
-    """Installed versions of the packages a run depends on."""
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
-def git_state(folder: Path) -> dict[str, Any]:
-    """The commit ``folder`` is checked out at, and whether its tracked files differ from it."""
-
-    def git(*args: str) -> str | None:
-        try:
-            return subprocess.run(
-                ["git", *args],
-                cwd=folder,
-                capture_output=True,
-                text=True,
-                check=True,
-                timeout=20,
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
-    return {"git_commit": commit, "git_dirty": bool(status) if status is not None else None}
-
-
-def os_user() -> str:
-    """The account running this process."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
-def operator_name(configured: str | None) -> str:
-    """Who runs: from params, else ``RUNBOOK_OPERATOR``, else the OS user."""
-    return configured or os.environ.get("RUNBOOK_OPERATOR") or os_user()
-
-
-def who_and_where(configured_operator: str | None) -> dict[str, Any]:
-    """The operator, the OS account, the host and the interpreter of this invocation."""
-    return {
-        "operator": operator_name(configured_operator),
-        "os_user": os_user(),
-        "host": platform.node(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(terse=True),
-    }
-
-
-def code_state(project_root: Path) -> dict[str, Any]:
-    """Git state of the project, and of the installed ``runbook_lib`` when it lives elsewhere."""
-    state = git_state(project_root)
-    package = Path(__file__).resolve().parent
-    if not package.is_relative_to(project_root.resolve()):
-        code = git_state(package)
-        state["runbook_lib"] = {"path": str(package), **code}
-    return state
 
 
 class Manifest:
@@ -317,6 +141,3 @@ class Manifest:
 
 
 RUN_ARTIFACTS = ("report", "approval")
-
-
-scrub.protect_kernel()

@@ -15,11 +15,13 @@ the change record (outside this folder).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from runbook_lib.errors import EvidenceError
 from runbook_lib.evidence import ledger
-from runbook_lib.evidence.ledger import LEDGER, EvidenceError
+from runbook_lib.evidence.ledger import LEDGER
 from runbook_lib.evidence.run_folder import MANIFEST, Manifest, sha256_file
 
 
@@ -116,10 +118,11 @@ def verify_run(run_dir: Path) -> Verification:
     )
 
 
-def require_intact(run_dir: Path) -> None:
+def require_intact(run_dir: Path, replacing: Iterable[str] = ()) -> None:
     """Refuse to add evidence to a run whose recorded evidence changed (re-run, rollback, approve).
 
-    Checks the ledger, the run's manifest against its last ledger line and every listed artifact;
+    Checks the ledger, the run's manifest against its last ledger line and every listed artifact
+    but those the caller is ``replacing`` (a re-run stage's notebook and HTML, just rewritten);
     files not yet listed (a stage interrupted by a crash) are left to the re-run to replace, and a
     seal a crash interrupted after its ledger line is finished first (``ledger.recover``).
     """
@@ -129,7 +132,7 @@ def require_intact(run_dir: Path) -> None:
     path = ledger.ledger_path(run_dir)
     entries, damaged = ledger.read(path)
     problems = [Problem(f"{shown(path)} line {p.line}", p.message) for p in damaged]
-    problems += _check_run(run_dir, entries, shown, strict=False)[0]
+    problems += _check_run(run_dir, entries, shown, strict=False, replacing=set(replacing))[0]
     if problems:
         details = "\n".join(f"  {p.render()}" for p in problems)
         raise EvidenceError(
@@ -139,7 +142,12 @@ def require_intact(run_dir: Path) -> None:
 
 
 def _check_run(
-    folder: Path, entries: list[ledger.Entry], shown: _Shown, *, strict: bool
+    folder: Path,
+    entries: list[ledger.Entry],
+    shown: _Shown,
+    *,
+    strict: bool,
+    replacing: set[str] = frozenset(),
 ) -> tuple[list[Problem], int]:
     run_id = folder.name
     last = ledger.latest(entries, run_id)
@@ -174,6 +182,8 @@ def _check_run(
         problems.append(Problem(shown(manifest_path), f"names run {manifest.data.get('run_id')}"))
     listed = manifest.artifacts()
     for name, expected in listed.items():
+        if name in replacing:
+            continue
         artifact = folder / name
         if not artifact.is_file():
             problems.append(Problem(shown(artifact), "listed in the manifest but missing"))

@@ -23,29 +23,18 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from runbook_lib.db.bookkeeping import (
+    BOOKKEEPING,
+    CHECKPOINTS_TABLE,
+    REJECTS_TABLE,
+    SNAPSHOTS_TABLE,
+    snapshots,
+)
 from runbook_lib.db.canonical import TableHasher
 from runbook_lib.errors import GateFailedError, RunbookError
 from runbook_lib.load import foreign_keys
-from runbook_lib.load.checkpoints import CHECKPOINTS_TABLE
-from runbook_lib.load.quarantine import REJECTS_TABLE
 
-SNAPSHOTS_TABLE = "runbook_snapshots"
 BACKUP_SCHEMA = "runbook_backup"
-
-_METADATA = sa.MetaData()
-snapshots = sa.Table(
-    SNAPSHOTS_TABLE,
-    _METADATA,
-    sa.Column("run_id", sa.String(64), primary_key=True),
-    sa.Column("table_name", sa.String(64), primary_key=True),
-    sa.Column("position", sa.Integer, nullable=False),
-    sa.Column("strategy", sa.String(32), nullable=False),
-    sa.Column("location", sa.String(500), nullable=False),
-    sa.Column("row_count", sa.Integer, nullable=False),
-    sa.Column("sha256", sa.String(64), nullable=False),
-    sa.Column("taken_at", sa.String(32), nullable=False),
-    mysql_charset="utf8mb4",
-)
 
 
 def _tag(run_id: str) -> str:
@@ -219,7 +208,7 @@ def snapshot(engine: sa.Engine, tables: list[str], run_id: str) -> Snapshot:
     existing = find_snapshot(engine, run_id)
     if existing is not None:
         return existing
-    _METADATA.create_all(engine, tables=[snapshots])
+    BOOKKEEPING.create_all(engine, tables=[snapshots])
     metadata = sa.MetaData()
     metadata.reflect(engine, only=tables)
     strategy = _strategy_for(engine)

@@ -13,33 +13,11 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-CHECKPOINTS_TABLE = "runbook_checkpoints"
-
-_METADATA = sa.MetaData()
-checkpoints = sa.Table(
-    CHECKPOINTS_TABLE,
-    _METADATA,
-    sa.Column("run_id", sa.String(64), primary_key=True),
-    sa.Column("mode", sa.String(16), primary_key=True),
-    sa.Column("target_table", sa.String(64), primary_key=True),
-    sa.Column("source_system", sa.String(16), primary_key=True),
-    sa.Column("source_table", sa.String(64), primary_key=True),
-    sa.Column("last_key", sa.Text),
-    sa.Column("watermark", sa.Text),
-    sa.Column("chunks", sa.Integer, nullable=False),
-    sa.Column("rows_read", sa.Integer, nullable=False),
-    sa.Column("loaded", sa.Integer, nullable=False),
-    sa.Column("merged", sa.Integer, nullable=False),
-    sa.Column("quarantined", sa.Text, nullable=False),
-    sa.Column("seconds", sa.Float, nullable=False),
-    sa.Column("done", sa.Boolean, nullable=False),
-    sa.Column("updated_at", sa.String(32), nullable=False),
-    mysql_charset="utf8mb4",
-)
+from runbook_lib.db.bookkeeping import BOOKKEEPING, CHECKPOINTS_TABLE, checkpoints
 
 
 @dataclass(frozen=True)
-class Progress:
+class Checkpoint:
     """Where one source of one run's load stands."""
 
     last_key: tuple | None = None
@@ -61,7 +39,7 @@ class Progress:
         merged: int,
         rejected: dict[str, int],
         seconds: float,
-    ) -> Progress:
+    ) -> Checkpoint:
         quarantined = dict(self.quarantined)
         for rule, count in rejected.items():
             quarantined[rule] = quarantined.get(rule, 0) + count
@@ -100,15 +78,15 @@ class CheckpointKey:
 
 def ensure_checkpoints_table(engine: sa.Engine) -> None:
     """Create the checkpoint table in the target if it is not there yet."""
-    _METADATA.create_all(engine, tables=[checkpoints])
+    BOOKKEEPING.create_all(engine, tables=[checkpoints])
 
 
-def read(connection: sa.Connection, key: CheckpointKey) -> Progress:
-    """The committed progress of one source (a fresh ``Progress`` if it never started)."""
+def read(connection: sa.Connection, key: CheckpointKey) -> Checkpoint:
+    """The committed progress of one source (a fresh ``Checkpoint`` if it never started)."""
     row = connection.execute(sa.select(checkpoints).where(key.where())).mappings().one_or_none()
     if row is None:
-        return Progress()
-    return Progress(
+        return Checkpoint()
+    return Checkpoint(
         last_key=None if row["last_key"] is None else tuple(json.loads(row["last_key"])),
         watermark=row["watermark"],
         chunks=row["chunks"],
@@ -121,7 +99,7 @@ def read(connection: sa.Connection, key: CheckpointKey) -> Progress:
     )
 
 
-def write(connection: sa.Connection, key: CheckpointKey, progress: Progress) -> None:
+def write(connection: sa.Connection, key: CheckpointKey, progress: Checkpoint) -> None:
     """Record ``progress`` inside the caller's transaction (the chunk's own)."""
     values = {
         "last_key": None
@@ -153,14 +131,9 @@ def has_any(engine: sa.Engine, run_id: str, mode: str) -> bool:
         return connection.execute(query).scalar_one() > 0
 
 
-def forget(connection: sa.Connection, run_id: str) -> int:
-    """Drop a run's checkpoints (after a rollback the run starts from nothing again)."""
-    return connection.execute(checkpoints.delete().where(checkpoints.c.run_id == run_id)).rowcount
-
-
 def latest_done(
     engine: sa.Engine, target_table: str, source_system: str, source_table: str
-) -> Progress | None:
+) -> Checkpoint | None:
     """Where the newest finished load or sync of this source left off (what a sync continues from)."""
     if CHECKPOINTS_TABLE not in sa.inspect(engine).get_table_names():
         return None

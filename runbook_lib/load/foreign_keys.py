@@ -21,19 +21,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from runbook_lib.db.bookkeeping import SUSPENDED_TABLE, suspended_keys
 from runbook_lib.errors import GateFailedError
-
-SUSPENDED_TABLE = "runbook_suspended_keys"
-
-_METADATA = sa.MetaData()
-suspended_keys = sa.Table(
-    SUSPENDED_TABLE,
-    _METADATA,
-    sa.Column("run_id", sa.String(64), primary_key=True),
-    sa.Column("table_name", sa.String(128), primary_key=True),
-    sa.Column("constraint_name", sa.String(128), primary_key=True),
-    sa.Column("definition", sa.Text, nullable=False),
-)
 
 
 @dataclass(frozen=True)

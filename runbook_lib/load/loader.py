@@ -9,22 +9,25 @@ the tables grow. Merge targets (customers) deduplicate on their match keys in su
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import sqlalchemy as sa
 
+from runbook_lib.db.bookkeeping import REJECTS_TABLE
 from runbook_lib.db.constraints import chunk_checker
-from runbook_lib.db.writes import begin_lookups, key_in, refresh_statistics, write_rows
+from runbook_lib.db.lookups import begin_lookups, refresh_statistics
+from runbook_lib.db.writes import write_rows
 from runbook_lib.errors import GateFailedError, RunbookError
 from runbook_lib.load import checkpoints, foreign_keys
 from runbook_lib.load.merge import merge_chunk
-from runbook_lib.load.quarantine import REJECTS_TABLE, Reject, ensure_rejects_table, write_rejects
-from runbook_lib.spec.compiled import ColumnBatch, RowRejected, SourcePipeline, compile_pipelines
+from runbook_lib.load.quarantine import ensure_rejects_table, write_rejects
+from runbook_lib.load.references import resolve_references
+from runbook_lib.spec.columns import ColumnBatch
+from runbook_lib.spec.compiled import CompiledSource, Reject, ordered_sources
 from runbook_lib.spec.model import LoadedSpec
-
-Progress = Callable[[str, int, int], None]
+from runbook_lib.stage_table import RowProgress
 
 
 @dataclass(frozen=True)
@@ -140,29 +143,6 @@ class LoadReport:
             )
 
 
-def touched_tables(spec: LoadedSpec) -> list[str]:
-    """Every target table a load writes, in load order (crosswalks after their merge target)."""
-    return [table for name in spec.spec.targets for table in _tables_of(spec, name)]
-
-
-def _tables_of(spec: LoadedSpec, target_name: str) -> list[str]:
-    merge = spec.spec.targets[target_name].merge
-    return [target_name, *([merge.crosswalk] if merge else [])]
-
-
-def ordered_pipelines(spec: LoadedSpec) -> list[SourcePipeline]:
-    """Pipelines in load order; a merge target's sources in survivorship order."""
-    pipelines = compile_pipelines(spec)
-    ordered: list[SourcePipeline] = []
-    for name, target in spec.spec.targets.items():
-        own = [p for p in pipelines if p.target_name == name]
-        if target.merge:
-            rank = {system: i for i, system in enumerate(target.merge.survivorship)}
-            own.sort(key=lambda p: rank.get(p.system, len(rank)))
-        ordered.extend(own)
-    return ordered
-
-
 def refuse_non_empty_target(engine: sa.Engine, tables: Iterable[str]) -> None:
     """A full load starts from an empty target: anything else needs a rollback first."""
     inspector = sa.inspect(engine)
@@ -181,7 +161,7 @@ def refuse_non_empty_target(engine: sa.Engine, tables: Iterable[str]) -> None:
         raise RunbookError(
             f"the target already holds data in {listing}",
             hint="roll back the earlier run (runbook rollback --env ENV --run-id RUN) "
-            "or rebuild the demo (runbook demo-data --env ENV)",
+            "or start from an empty target (for the demo: runbook demo-data --env ENV)",
         )
 
 
@@ -196,7 +176,7 @@ def load(
     max_reject_rate: float,
     target_label: str,
     sample_percent: int | None = None,
-    progress: Progress | None = None,
+    progress: RowProgress | None = None,
     suspend_foreign_keys: bool = True,
 ) -> LoadReport:
     """Load every source of the spec into ``target``; ``sources`` is keyed by system name.
@@ -209,15 +189,15 @@ def load(
     ensure_rejects_table(target)
     checkpoints.ensure_checkpoints_table(target)
     if not checkpoints.has_any(target, run_id, mode):
-        refuse_non_empty_target(target, touched_tables(spec))
+        refuse_non_empty_target(target, spec.touched_tables())
     if suspend_foreign_keys:
-        foreign_keys.suspend(target, touched_tables(spec), run_id)
+        foreign_keys.suspend(target, spec.touched_tables(), run_id)
     metadata = sa.MetaData()
     metadata.reflect(
-        target, only=[*touched_tables(spec), REJECTS_TABLE, checkpoints.CHECKPOINTS_TABLE]
+        target, only=[*spec.touched_tables(), REJECTS_TABLE, checkpoints.CHECKPOINTS_TABLE]
     )
     results = []
-    for pipeline in ordered_pipelines(spec):
+    for pipeline in ordered_sources(spec):
         key = checkpoints.CheckpointKey(
             run_id, mode, pipeline.target_name, pipeline.system, pipeline.table
         )
@@ -236,7 +216,7 @@ def load(
         # Statistics now, not at the end: the next sources look rows up in this table chunk by
         # chunk (their parents, their duplicates), and a planner that still thinks it empty
         # scans it every time.
-        refresh_statistics(target, _tables_of(spec, pipeline.target_name))
+        refresh_statistics(target, spec.tables_of(pipeline.target_name))
     with target.begin() as connection:  # after the statistics: validating a key plans a join
         foreign_keys.reinstate(connection, run_id)
     return LoadReport(
@@ -250,7 +230,7 @@ def load(
 
 
 def _load_source(
-    pipeline: SourcePipeline,
+    pipeline: CompiledSource,
     source: sa.Engine,
     target: sa.Engine,
     metadata: sa.MetaData,
@@ -258,16 +238,16 @@ def _load_source(
     key: checkpoints.CheckpointKey,
     chunk_size: int,
     sample_percent: int | None,
-    progress: Progress | None,
+    progress: RowProgress | None,
 ) -> SourceLoadResult:
-    counts = count_source(pipeline, source, sample_percent=sample_percent)
+    counts = pipeline.count(source, sample_percent=sample_percent)
     filtered = {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("filtered:")}
     with target.connect() as connection:
         state = checkpoints.read(connection, key)
     if state.chunks == 0 and state.watermark is None:
         state = replace(state, watermark=_watermark_before_load(pipeline, source))
     if not state.done:
-        state = _stream_source(
+        state = stream_source(
             pipeline,
             source,
             target,
@@ -292,7 +272,7 @@ def _load_source(
     )
 
 
-def _watermark_before_load(pipeline: SourcePipeline, source: sa.Engine) -> str | None:
+def _watermark_before_load(pipeline: CompiledSource, source: sa.Engine) -> str | None:
     """The change column's high point before the load: a later sync picks up from there.
 
     Taken before the first row is read, so a row changed during the load is applied again by the
@@ -308,18 +288,18 @@ def _watermark_before_load(pipeline: SourcePipeline, source: sa.Engine) -> str |
     return None if highest is None else str(highest)
 
 
-def _stream_source(
-    pipeline: SourcePipeline,
+def stream_source(
+    pipeline: CompiledSource,
     source: sa.Engine,
     target: sa.Engine,
     metadata: sa.MetaData,
     key: checkpoints.CheckpointKey,
-    state: checkpoints.Progress,
+    state: checkpoints.Checkpoint,
     counts: dict[str, int],
     chunk_size: int,
     sample_percent: int | None,
-    progress: Progress | None,
-) -> checkpoints.Progress:
+    progress: RowProgress | None,
+) -> checkpoints.Checkpoint:
     """Load the rows after the checkpoint, one transaction per chunk, checkpoint included.
 
     Reading, transforming and resolving the references of chunk N+1 overlaps with writing chunk
@@ -344,7 +324,7 @@ def _stream_source(
         )
         pending: Future | None = None
         for partition in result.partitions(chunk_size):
-            batch, rejects = transform_batch(pipeline, partition)
+            batch, rejects = pipeline.transform_batch(partition)
             # Parents belong to earlier targets, already committed: safe to look up from here.
             begin_lookups(lookups)
             batch = resolve_references(lookups, pipeline, metadata, batch, rejects)
@@ -380,7 +360,7 @@ class _ChunkCommitter:
 
     def __init__(
         self,
-        pipeline: SourcePipeline,
+        pipeline: CompiledSource,
         target: sa.Engine,
         metadata: sa.MetaData,
         key: checkpoints.CheckpointKey,
@@ -401,12 +381,12 @@ class _ChunkCommitter:
 
     def __call__(
         self,
-        state: checkpoints.Progress,
+        state: checkpoints.Checkpoint,
         batch: ColumnBatch,
         rejects: list[Reject],
         last_key: tuple,
         rows_read: int,
-    ) -> checkpoints.Progress:
+    ) -> checkpoints.Checkpoint:
         pipeline = self.pipeline
         with self.target.begin() as connection:
             batch = _quarantine_violations(pipeline, batch, rejects, self.violations)
@@ -443,119 +423,13 @@ class _ChunkCommitter:
 
 
 def _quarantine_violations(
-    pipeline: SourcePipeline, batch: ColumnBatch, rejects: list[Reject], violations
+    pipeline: CompiledSource, batch: ColumnBatch, rejects: list[Reject], violations
 ) -> ColumnBatch:
     """Rows the target would refuse go to quarantine with the constraint they break."""
     found = violations(batch.columns)
     for index in sorted(found):
-        rejects.append(_reject(pipeline, batch.raws[index], *found[index]))
+        rejects.append(pipeline.reject(batch.raws[index], *found[index]))
     return batch.without(found)
-
-
-def count_source(
-    pipeline: SourcePipeline, source: sa.Engine, *, sample_percent: int | None
-) -> dict[str, int]:
-    """Rows in the source table (in the sample, for a trial) and rows each named filter excludes."""
-    with source.connect() as connection:
-        return {
-            name: connection.execute(query).scalar_one()
-            for name, query in pipeline.count_queries(sample_percent=sample_percent).items()
-        }
-
-
-def transform_batch(pipeline: SourcePipeline, partition) -> tuple[ColumnBatch, list[Reject]]:
-    """A chunk's transformed rows as columns, and the rejects of those that failed a transform.
-
-    The loader's path (a column at a time); :func:`transform_chunk` is the row-at-a-time
-    reference that validation rebuilds the expected rows with, so every validation compares the
-    two. Rows are tuples in the pipeline's select order.
-    """
-    batch, failed = pipeline.transform_columns(partition)
-    return batch, [_reject(pipeline, raw, exc.rule, exc.message) for raw, exc in failed]
-
-
-def transform_chunk(
-    pipeline: SourcePipeline, partition
-) -> tuple[list[tuple[tuple, dict]], list[Reject]]:
-    """(raw, transformed) rows of a chunk, and the rejects of those that failed a transform.
-
-    Row at a time, through :meth:`SourcePipeline.transform`: the reference that validation
-    uses. Rows are tuples in the pipeline's select order (mappings are accepted and converted).
-    """
-    good, rejects = [], []
-    transform = pipeline.transform
-    if partition and isinstance(partition[0], sa.RowMapping):
-        partition = [tuple(mapping.values()) for mapping in partition]
-    for raw in partition:  # SQLAlchemy rows index like tuples; no conversion needed
-        try:
-            good.append((raw, transform(raw)))
-        except RowRejected as exc:
-            rejects.append(_reject(pipeline, raw, exc.rule, exc.message))
-    return good, rejects
-
-
-def _reject(pipeline: SourcePipeline, raw: tuple, rule: str, message: str) -> Reject:
-    return Reject(
-        target_table=pipeline.target_name,
-        source_system=pipeline.system,
-        source_table=pipeline.table,
-        source_key=pipeline.source_key(raw),
-        rule=rule,
-        message=message,
-        raw_row=pipeline.raw_dict(raw),
-    )
-
-
-def reference_lookup(
-    connection: sa.Connection,
-    pipeline: SourcePipeline,
-    metadata: sa.MetaData,
-    references: str,
-    keys: set[str],
-) -> dict[str, int]:
-    """Parent source key → parent target id, for the rows of ``references`` from this system."""
-    parent = pipeline.spec.spec.targets[references]
-    table = metadata.tables[parent.merge.crosswalk if parent.merge else references]
-    id_name = parent.id_column
-    found: dict[str, int] = {}
-    for condition in key_in(table.c.source_key, sorted(keys), connection.dialect.name):
-        query = sa.select(table.c.source_key, table.c[id_name]).where(
-            table.c.source_system == pipeline.system, condition
-        )
-        found.update(connection.execute(query).all())  # one fetch, not one per row
-    return found
-
-
-def resolve_references(
-    connection: sa.Connection,
-    pipeline: SourcePipeline,
-    metadata: sa.MetaData,
-    batch: ColumnBatch,
-    rejects: list[Reject],
-) -> ColumnBatch:
-    """Parent source keys replaced by parent target ids; a row without its parent is an orphan."""
-    for column in pipeline.reference_columns:
-        name = column.outputs[0]
-        parent_keys = batch.columns[name]
-        lookup = reference_lookup(
-            connection, pipeline, metadata, column.references, set(parent_keys) - {None}
-        )
-        found = lookup.get
-        ids = [found(parent_key) for parent_key in parent_keys]
-        orphans = {index for index, parent_id in enumerate(ids) if parent_id is None}
-        for index in sorted(orphans):
-            rejects.append(
-                _reject(
-                    pipeline,
-                    batch.raws[index],
-                    f"orphan_{name}",
-                    f"{name}: no {column.references} row for {pipeline.system} key "
-                    f"{parent_keys[index]}",
-                )
-            )
-        batch.columns[name] = ids
-        batch = batch.without(orphans)
-    return batch
 
 
 class IdSequence:

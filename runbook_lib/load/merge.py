@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from runbook_lib.db.writes import adapt_rows, key_in, write_dicts
-from runbook_lib.spec.compiled import SourcePipeline
+from runbook_lib.db.lookups import key_in
+from runbook_lib.db.writes import adapt_rows, write_dicts
+from runbook_lib.spec.compiled import CompiledSource
 from runbook_lib.spec.model import AUTO_COLUMNS, SUPPLIED_FIELDS, MergeSpec
 
 
@@ -38,7 +39,7 @@ class _Entity:
 
 def merge_chunk(
     connection: sa.Connection,
-    pipeline: SourcePipeline,
+    pipeline: CompiledSource,
     metadata: sa.MetaData,
     merge: MergeSpec,
     good: list[tuple[dict, dict]],

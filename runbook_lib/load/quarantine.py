@@ -1,66 +1,21 @@
 """The reject table: every source row that could not be loaded, with the rule that stopped it.
 
-The raw row is kept in the target database (so it can be repaired and replayed); evidence only ever
-shows rejects through ``masking``.
+The table is declared in ``db.bookkeeping``, a reject is ``spec.compiled.Reject``. The raw row is
+kept in the target database (so it can be repaired and replayed); evidence only ever shows rejects
+through ``privacy.masking``.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-
 import sqlalchemy as sa
 
-REJECTS_TABLE = "runbook_rejects"
-
-RUNBOOK_METADATA = sa.MetaData()
-rejects = sa.Table(
-    REJECTS_TABLE,
-    RUNBOOK_METADATA,
-    sa.Column("reject_id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("run_id", sa.String(64), nullable=False),
-    sa.Column("target_table", sa.String(64), nullable=False),
-    sa.Column("source_system", sa.String(16), nullable=False),
-    sa.Column("source_table", sa.String(64), nullable=False),
-    sa.Column("source_key", sa.String(64), nullable=False),
-    sa.Column("rule", sa.String(64), nullable=False),
-    sa.Column("message", sa.String(500), nullable=False),
-    sa.Column("raw_row", sa.Text, nullable=False),
-    sa.UniqueConstraint(
-        "run_id", "target_table", "source_system", "source_key", name="uq_rejects_row"
-    ),
-    mysql_charset="utf8mb4",
-)
-
-
-@dataclass(frozen=True)
-class Reject:
-    """One quarantined source row."""
-
-    target_table: str
-    source_system: str
-    source_table: str
-    source_key: str
-    rule: str
-    message: str
-    raw_row: dict
-
-    def as_row(self, run_id: str) -> dict:
-        return {
-            "run_id": run_id,
-            "target_table": self.target_table,
-            "source_system": self.source_system,
-            "source_table": self.source_table,
-            "source_key": self.source_key,
-            "rule": self.rule,
-            "message": self.message[:500],
-            "raw_row": json.dumps(self.raw_row, default=str, ensure_ascii=False),
-        }
+from runbook_lib.db.bookkeeping import BOOKKEEPING, rejects
+from runbook_lib.spec.compiled import Reject
 
 
 def ensure_rejects_table(engine: sa.Engine) -> None:
     """Create the reject table in the target if it is not there yet."""
-    RUNBOOK_METADATA.create_all(engine, tables=[rejects])
+    BOOKKEEPING.create_all(engine, tables=[rejects])
 
 
 def write_rejects(connection: sa.Connection, run_id: str, batch: list[Reject]) -> None:
@@ -87,21 +42,3 @@ def count_rejects(engine: sa.Engine, run_id: str) -> list[dict]:
     )
     with engine.connect() as connection:
         return [dict(row._mapping) for row in connection.execute(query)]
-
-
-def sample_rejects(engine: sa.Engine, run_id: str, per_rule: int = 3) -> list[dict]:
-    """A few rejects per rule (raw rows unmasked: mask before showing them)."""
-    query = (
-        sa.select(rejects)
-        .where(rejects.c.run_id == run_id)
-        .order_by(rejects.c.target_table, rejects.c.rule, rejects.c.reject_id)
-    )
-    seen: dict[tuple, int] = {}
-    picked = []
-    with engine.connect() as connection:
-        for row in connection.execute(query):
-            group = (row.target_table, row.rule)
-            if seen.get(group, 0) < per_rule:
-                seen[group] = seen.get(group, 0) + 1
-                picked.append(dict(row._mapping))
-    return picked

@@ -19,21 +19,21 @@ from dataclasses import dataclass, field, replace
 
 import sqlalchemy as sa
 
-from runbook_lib.db.writes import adapt_rows, key_in, refresh_statistics, write_dicts
+from runbook_lib.db.bookkeeping import REJECTS_TABLE
+from runbook_lib.db.lookups import key_in, refresh_statistics
+from runbook_lib.db.type_rules import type_family
+from runbook_lib.db.writes import adapt_rows, write_dicts
 from runbook_lib.errors import GateFailedError
 from runbook_lib.load import checkpoints
-from runbook_lib.load.loader import (
-    IdSequence,
-    Progress,
-    _stream_source,
-    ordered_pipelines,
-    resolve_references,
-    touched_tables,
-    transform_batch,
+from runbook_lib.load.loader import IdSequence, stream_source
+from runbook_lib.load.quarantine import ensure_rejects_table, write_rejects
+from runbook_lib.load.references import resolve_references
+from runbook_lib.spec.compiled import (
+    CompiledSource,
+    ordered_sources,
 )
-from runbook_lib.load.quarantine import REJECTS_TABLE, ensure_rejects_table, write_rejects
-from runbook_lib.spec.compiled import SourcePipeline
-from runbook_lib.spec.model import LoadedSpec, type_family
+from runbook_lib.spec.model import LoadedSpec
+from runbook_lib.stage_table import RowProgress
 
 MAX_LISTED_DELETIONS = 50
 
@@ -146,14 +146,14 @@ def sync(
     chunk_size: int,
     max_reject_rate: float,
     target_label: str,
-    progress: Progress | None = None,
+    progress: RowProgress | None = None,
 ) -> SyncReport:
     """Apply source changes since the last load or sync of every source that declares a watermark."""
     ensure_rejects_table(target)
     checkpoints.ensure_checkpoints_table(target)
     metadata = sa.MetaData()
     metadata.reflect(
-        target, only=[*touched_tables(spec), REJECTS_TABLE, checkpoints.CHECKPOINTS_TABLE]
+        target, only=[*spec.touched_tables(), REJECTS_TABLE, checkpoints.CHECKPOINTS_TABLE]
     )
     results = [
         _sync_source(
@@ -165,23 +165,23 @@ def sync(
             chunk_size=chunk_size,
             progress=progress,
         )
-        for p in ordered_pipelines(spec)
+        for p in ordered_sources(spec)
     ]
-    refresh_statistics(target, touched_tables(spec))
+    refresh_statistics(target, spec.touched_tables())
     return SyncReport(
         run_id=run_id, target=target_label, max_reject_rate=max_reject_rate, results=tuple(results)
     )
 
 
 def _sync_source(
-    pipeline: SourcePipeline,
+    pipeline: CompiledSource,
     source: sa.Engine,
     target: sa.Engine,
     metadata: sa.MetaData,
     *,
     run_id: str,
     chunk_size: int,
-    progress: Progress | None,
+    progress: RowProgress | None,
 ) -> SourceSyncResult:
     base = {
         "target_table": pipeline.target_name,
@@ -214,11 +214,11 @@ def _sync_source(
     with target.connect() as connection:
         state = checkpoints.read(connection, key)
     if state.chunks == 0 and not state.done:  # a fresh sync starts where the last load stopped
-        state = checkpoints.Progress(last_key=previous.last_key, watermark=previous.watermark)
+        state = checkpoints.Checkpoint(last_key=previous.last_key, watermark=previous.watermark)
     by_key = declared.column in pipeline.key_columns
     if not state.done:
         if by_key:
-            state = _stream_source(
+            state = stream_source(
                 pipeline,
                 source,
                 target,
@@ -258,15 +258,15 @@ def _text(key: tuple | None) -> str | None:
 
 
 def _upsert_changed(
-    pipeline: SourcePipeline,
+    pipeline: CompiledSource,
     source: sa.Engine,
     target: sa.Engine,
     metadata: sa.MetaData,
     key: checkpoints.CheckpointKey,
-    state: checkpoints.Progress,
+    state: checkpoints.Checkpoint,
     column: str,
     chunk_size: int,
-) -> checkpoints.Progress:
+) -> checkpoints.Checkpoint:
     """Rows whose watermark column passed the last one seen: update in place or insert."""
     if pipeline.target.merge:
         raise GateFailedError(
@@ -285,7 +285,7 @@ def _upsert_changed(
         )
         for partition in result.partitions(chunk_size):
             marks = [row[-1] for row in partition]
-            batch, rejects = transform_batch(pipeline, [tuple(row[:-1]) for row in partition])
+            batch, rejects = pipeline.transform_batch([tuple(row[:-1]) for row in partition])
             with target.begin() as connection:
                 batch = resolve_references(connection, pipeline, metadata, batch, rejects)
                 rows = [out for _raw, out in batch.pairs()]
@@ -347,7 +347,7 @@ def _upsert_changed(
 
 
 def _forget_old_rejects(
-    connection: sa.Connection, metadata: sa.MetaData, pipeline: SourcePipeline, keys: list[str]
+    connection: sa.Connection, metadata: sa.MetaData, pipeline: CompiledSource, keys: list[str]
 ) -> None:
     """A row quarantined by an earlier run and loaded now (fixed at the source) is no longer a reject."""
     rejects = metadata.tables[REJECTS_TABLE]
@@ -363,7 +363,7 @@ def _forget_old_rejects(
 
 
 def _deleted_at_source(
-    pipeline: SourcePipeline,
+    pipeline: CompiledSource,
     source: sa.Engine,
     target: sa.Engine,
     metadata: sa.MetaData,

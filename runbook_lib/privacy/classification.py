@@ -18,7 +18,9 @@ _RULES: tuple[tuple[str, str, str], ...] = (
     ("name", "personal", r"(^|_)(full_?name|first_?name|last_?name|given_?name|surname|name)$"),
     ("amount", "financial", r"amount|price|cost|total|cents|balance"),
 )
-_PERSON_TABLES = re.compile(r"user|customer|person|contact|member|crm")
+CATEGORIES = {classification: category for classification, category, _ in _RULES}
+# Tables whose name says they hold people: there, a bare ``name`` column is a person's name.
+_PERSON_TABLES = re.compile(r"user|customer|person|people|contact|member|client|employee|staff")
 
 
 def classify_column(table: str, column: str) -> tuple[str, str]:

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING
 
+from runbook_lib.db.canonical import canonical
 from runbook_lib.privacy.classification import classify_column
+from runbook_lib.transforms.names import CJK
 
-_CJK = re.compile(r"[\u3400-\u9fff]")
+if TYPE_CHECKING:
+    from runbook_lib.spec.model import LoadedSpec
+
 _UNREADABLE = object()
 # not right after "/" or ":": the user of a URL (scheme://user@host) is not an email address
 _EMAIL_IN_TEXT = re.compile(r"(?<![/:\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -42,7 +48,7 @@ def mask_name(value: object) -> object:
     if not isinstance(value, str) or not value.strip():
         return value
     text = value.strip()
-    if _CJK.search(text):
+    if CJK.search(text):
         return f"{text[0]}*"
     return " ".join(f"{part[0]}." for part in text.split())
 
@@ -85,43 +91,81 @@ def mask_emails_in_text(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class Masker:
-    """Masks sample rows of any source or target table by the assessment's classification.
+class EvidenceMasker:
+    """How every value is shown in evidence: masked by its column's classification.
 
-    ``classifications`` maps ``system.table`` (or a bare target table name) to column →
-    classification, as the assessment glued them; a column it does not know is classified from
-    its name, and email addresses are masked wherever they appear in an unclassified text value.
+    The one place that decides. ``classifications`` maps ``system.table`` (a source) or a bare
+    target table name to column → classification, as the assessment glued them; the target
+    columns the spec fills from a personal source column inherit its classification. A column
+    nobody classified is classified from its name, and email addresses are masked wherever they
+    appear in a text value classified ``other``. Findings, profiles, previews, row differences,
+    the reject triage and the transform playground all show values through ``mask``.
     """
 
-    classifications: dict[str, dict[str, str]] = field(default_factory=dict)
+    classifications: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @classmethod
-    def from_assessment(cls, assessment: dict) -> Masker:
-        """From the glued ``assessment`` of stage 00 (its ``columns`` list)."""
+    def from_classification(
+        cls, classified: Iterable[Mapping] | None, spec: LoadedSpec | None = None
+    ) -> EvidenceMasker:
+        """From the assessment's glued ``classification``, extended through ``spec``.
+
+        ``classified`` holds rows of system, table, column and classification; with ``spec``,
+        each target column filled from a personal source column is classified like it.
+        """
         found: dict[str, dict[str, str]] = {}
-        for column in assessment.get("columns", []):
+        for column in classified or ():
             table = f"{column['system']}.{column['table']}"
             found.setdefault(table, {})[column["column"]] = column["classification"]
+        if spec is not None:
+            for target_name, _target, system, table, source in spec.sources():
+                known = found.get(f"{system}.{table}", {})
+                for targets_text, mapping in source.columns.items():
+                    inherited = [known.get(name, "other") for name in mapping.inputs]
+                    personal = next((kind for kind in inherited if kind != "other"), None)
+                    if personal is None:
+                        continue
+                    for output in (name.strip() for name in targets_text.split(",")):
+                        found.setdefault(target_name, {}).setdefault(output, personal)
         return cls(found)
 
+    @classmethod
+    def from_assessment(cls, assessment: Mapping) -> EvidenceMasker:
+        """From the glued ``assessment`` of stage 00 (its ``classification``, or ``columns``)."""
+        return cls.from_classification(
+            assessment.get("classification") or assessment.get("columns") or []
+        )
+
     def classification(self, table: str, column: str) -> str:
+        """The classification of ``table.column`` (``system.table`` for a source)."""
         known = self.classifications.get(table, {}).get(column)
         if known is not None:
             return known
         return classify_column(table.rpartition(".")[2], column)[0]
 
-    def mask_row(self, table: str, row: dict) -> dict:
-        """``row`` of ``table`` (``system.table`` for a source) with personal values masked."""
-        masked = {}
-        for column, value in row.items():
-            kind = self.classification(table, column)
-            if kind == "other" and isinstance(value, str):
-                masked[column] = mask_emails_in_text(value)
-            else:
-                masked[column] = mask_value(kind, value)
-        return masked
+    def mask(self, table: str, column: str, value: object) -> object:
+        """``value`` of ``table.column`` as evidence may show it."""
+        kind = self.classification(table, column)
+        if kind == "other" and isinstance(value, str):
+            return mask_emails_in_text(value)
+        return mask_value(kind, value)
 
-    def mask_rows(self, table: str, rows: Iterable[dict]) -> list[dict]:
+    def for_column(self, table: str, column: str) -> Callable[[object], object]:
+        """``mask`` bound to one column, for a view that shows many of its values."""
+        return partial(self.mask, table, column)
+
+    def text(self, table: str, column: str, value: object) -> str | None:
+        """``mask`` as canonical text (``None`` stays ``None``): how tables of evidence show it."""
+        shown = self.mask(table, column, value)
+        if shown is None:
+            return None
+        return shown if isinstance(shown, str) else canonical(shown)
+
+    def mask_row(self, table: str, row: Mapping) -> dict:
+        """``row`` of ``table`` with every value masked."""
+        return {column: self.mask(table, column, value) for column, value in row.items()}
+
+    def mask_rows(self, table: str, rows: Iterable[Mapping]) -> list[dict]:
         return [self.mask_row(table, dict(row)) for row in rows]
 
     def mask_reject(self, reject: dict) -> dict:

@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from runbook_lib.privacy.masking import mask_emails_in_text
-from runbook_lib.privacy.redaction import redact_text
 
 HIDDEN = "***"
 # literal values shorter than this are not scrubbed (they would blank out ordinary text);
@@ -28,6 +27,16 @@ HIDDEN = "***"
 MIN_SECRET_LENGTH = 6
 _SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN", re.IGNORECASE)
 _SQL_PARAMETERS = re.compile(r"\[parameters: [^\n]*\]")
+# The one pattern of a password in a URL: scheme://user:password@ (the user may be empty:
+# redis://:password@host).
+URL_PASSWORD = re.compile(
+    r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@"
+)
+
+
+def redact_text(text: str) -> str:
+    """Hide the password of every URL in free text (error messages, logs)."""
+    return URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
 
 
 def secret_values(environ: Mapping[str, str] | None = None) -> frozenset[str]:
@@ -51,14 +60,14 @@ def _url_secrets(value: str) -> set[str]:
     try:
         url = make_url(value)
     except Exception:  # noqa: BLE001 - not a SQLAlchemy URL: fall back to the raw userinfo
-        match = re.search(r"://[^:/@\s]*:([^@/\s]+)@", value)
-        return {match.group(1)} if match else set()
+        match = URL_PASSWORD.search(value)
+        return {match["password"]} if match else set()
     found = set()
     if url.password:
         found.add(str(url.password))
-        raw = re.search(r"://[^:/@\s]*:([^@/\s]+)@", value)
+        raw = URL_PASSWORD.search(value)
         if raw:
-            found.add(raw.group(1))
+            found.add(raw["password"])
     for key, item in url.query.items():
         if re.search(r"pass|secret|token|key", key, re.IGNORECASE):
             found |= {item} if isinstance(item, str) else set(item)

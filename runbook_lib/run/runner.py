@@ -2,10 +2,11 @@
 
 Params are validated and every connection's environment variable checked before a run folder is
 made, so a bad params file writes nothing. Each executed notebook is scrubbed of secrets, exported
-to HTML and entered in the manifest as soon as it finishes, passed or failed, and every manifest
-version is sealed in the environment's ledger. A run ends by writing its report (``index.html``).
-Re-running stages into a run, or rolling it back, first proves its recorded evidence unchanged.
-In an environment that requires approval, the full load and the rollback do not start without one.
+to HTML and entered in the manifest as soon as it finishes, passed or failed; every change of the
+manifest goes through ``evidence.record`` (proven intact, then sealed in the environment's
+ledger). A run ends by writing its report (``index.html``). In an environment that requires
+approval, the full load and the rollback do not start without one. The only module that
+imports papermill.
 """
 
 from __future__ import annotations
@@ -16,26 +17,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from runbook_lib.config.connections import Connections
 from runbook_lib.config.params import LoadedParams, load_params
-from runbook_lib.errors import RunbookError
-from runbook_lib.evidence import approvals, index_page, ledger
-from runbook_lib.evidence.run_folder import (
-    Manifest,
-    code_state,
-    export_html,
-    new_run_id,
-    package_versions,
-    runs_root,
-    sha256_file,
-    utc_now,
-    who_and_where,
-)
-from runbook_lib.evidence.verify import require_intact
+from runbook_lib.errors import ApprovalRequiredError, RunbookError, failure_data, failure_text
+from runbook_lib.evidence import approvals
+from runbook_lib.evidence.html import export_html
+from runbook_lib.evidence.provenance import code_state, package_versions, who_and_where
+from runbook_lib.evidence.record import attach_report, change_run, open_run
+from runbook_lib.evidence.run_folder import Manifest, new_run_id, runs_root, sha256_file, utc_now
+from runbook_lib.evidence.scraps import read_scraps
 from runbook_lib.privacy import scrub
-from runbook_lib.run.context import RUNBOOK_STAGES, STAGES
 from runbook_lib.spec.model import load_spec
+from runbook_lib.stage_table import FAILURE, RUNBOOK_STAGES, STAGES
 
 KERNEL = "python3"
 Echo = Callable[[str], None]
@@ -43,13 +38,18 @@ Echo = Callable[[str], None]
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """Where a run's evidence is and how it ended."""
+    """Where a run's evidence is and how it ended; ``failure`` is why, as data."""
 
     run_id: str
     run_dir: Path
     status: str
     failed_stage: str | None = None
-    error: str | None = None
+    failure: dict[str, Any] | None = None
+
+    @property
+    def error(self) -> str | None:
+        """The failure as one line of text (``Type: message``)."""
+        return failure_text(self.failure) if self.failure else None
 
 
 def parse_stages(text: str | None, default: Sequence[str] = RUNBOOK_STAGES) -> list[str]:
@@ -91,9 +91,6 @@ def prepare(env: str, project_root: Path) -> LoadedParams:
     return params
 
 
-APPROVAL_ACTIONS = {"full_load": "full load", "rollback": "rollback"}
-
-
 def run(
     env: str,
     project_root: Path,
@@ -106,23 +103,27 @@ def run(
 ) -> RunOutcome:
     """Run ``stages`` for ``env``; a new run unless ``run_id`` names an existing one.
 
-    ``mode`` (``incremental`` for a sync) is passed to the full-load stage only.
+    ``mode`` (``incremental`` for a sync) is passed to the full-load stage only. Every
+    invocation records the params it ran with: a re-run or a resume with changed params says so.
     """
     params = prepare(env, project_root)
     secrets = scrub.secret_values()
     base = runs_root(project_root, env)
+    used = _params_used(params, project_root)
     invocation = {
         "command": command,
         "stages": list(stages),
         "started_at": utc_now(),
         **who_and_where(params.model.operator),
+        "params_sha256": used["params_sha256"],
+        "mapping_spec_sha256": used["mapping_spec"]["sha256"],
     }
     if run_id is None:
-        ledger.require_sound(base)
         run_id = new_run_id()
         run_dir = base / run_id
-        manifest = Manifest.create(
+        open_run(
             run_dir,
+            ",".join(stages),
             run_id=run_id,
             env=env,
             **who_and_where(params.model.operator),
@@ -130,55 +131,59 @@ def run(
             started_at=invocation["started_at"],
             finished_at=None,
             status="running",
-            params_file=str(params.path.relative_to(project_root)),
-            params_sha256=sha256_file(params.path),
-            params=params.redacted(),
-            mapping_spec=_spec_fact(params),
+            **used,
             versions=package_versions(),
             invocations=[invocation],
         )
-        ledger.seal(manifest, "open", ",".join(stages), opening=True)
     else:
         run_dir = base / run_id
         if not (run_dir / "manifest.json").is_file():
             raise RunbookError(f"no run {run_id} for env {env}", hint=f"runbook status --env {env}")
-        require_intact(run_dir)
-        manifest = Manifest.load(run_dir)
-        manifest.data.update(status="running", finished_at=None, mapping_spec=_spec_fact(params))
-        manifest.data.pop("refusal", None)
-        manifest.data.setdefault("invocations", []).append(invocation)
-        ledger.seal(manifest, "reopen", ",".join(stages))
+        with change_run(run_dir, "reopen", ",".join(stages)) as manifest:
+            manifest.data.update(status="running", finished_at=None, **used)
+            manifest.data.pop("refusal", None)
+            manifest.data.setdefault("invocations", []).append(invocation)
     echo(f"run {run_id} ({env}) → {run_dir.relative_to(project_root)}")
-    status, failed, error = "passed", None, None
+    status, failed, failure, refusal = "passed", None, None, None
     for index, stage in enumerate(stages, start=1):
         echo(f"[{index}/{len(stages)}] {stage} ...")
-        refusal = _approval_refusal(stage, params, run_dir)
-        if refusal is not None:
-            status, failed, error = "awaiting_approval", stage, refusal
-            manifest.data["refusal"] = {"stage": stage, "at": utc_now(), "reason": refusal}
+        refused = _approval_refusal(stage, params, run_dir)
+        if refused is not None:
+            status, failed, failure = "awaiting_approval", stage, failure_data(refused)
+            refusal = {"stage": stage, "at": utc_now(), "reason": str(refused)}
             echo(f"[{index}/{len(stages)}] {stage} refused: no valid approval")
             break
         extra = {"mode": mode} if mode and stage == "full_load" else {}
         entry = execute_stage(stage, env, run_dir, project_root, secrets=secrets, parameters=extra)
-        entry["mapping_spec_sha256"] = manifest.data["mapping_spec"]["sha256"]
-        manifest.record_stage(entry)
-        ledger.seal(manifest, "stage", f"{stage} {entry['status']}")
+        entry["mapping_spec_sha256"] = used["mapping_spec"]["sha256"]
+        replaced = (STAGES[stage].notebook, STAGES[stage].html)
+        with change_run(run_dir, "stage", f"{stage} {entry['status']}", replacing=replaced) as m:
+            m.record_stage(entry)
         echo(f"[{index}/{len(stages)}] {stage} {entry['status']} in {entry['seconds']:.1f} s")
         if entry["status"] != "passed":
-            status, failed, error = "failed", stage, entry.get("error", "")
-            echo(f"    {error}")
+            status, failed, failure = "failed", stage, entry.get("failure")
+            echo(f"    {entry.get('error', '')}")
             break
     finished = utc_now()
-    manifest.data.update(status=status, finished_at=finished, failed_stage=failed)
-    invocation.update(finished_at=finished, status=status)
-    _attach_report(manifest, echo, secrets)
-    ledger.seal(manifest, "close", status)
-    return RunOutcome(run_id, run_dir, status, failed_stage=failed, error=error)
+    with change_run(run_dir, "close", status) as manifest:
+        manifest.data.update(status=status, finished_at=finished, failed_stage=failed)
+        if refusal is not None:
+            manifest.data["refusal"] = refusal
+        manifest.data["invocations"][-1].update(finished_at=finished, status=status)
+        report_error = attach_report(manifest, secrets)
+        if report_error:
+            echo(f"    the report could not be written: {report_error}")
+    return RunOutcome(run_id, run_dir, status, failed_stage=failed, failure=failure)
 
 
-def _spec_fact(params: LoadedParams) -> dict:
-    """The mapping spec as evidence cites it: its path and its sha256 (as the mapping stage has it)."""
-    return {"path": str(params.model.mapping), "sha256": _spec_sha256(params)}
+def _params_used(params: LoadedParams, project_root: Path) -> dict[str, Any]:
+    """The params and mapping spec this invocation runs with, as the manifest records them."""
+    return {
+        "params_file": str(params.path.relative_to(project_root)),
+        "params_sha256": sha256_file(params.path),
+        "params": params.redacted(),
+        "mapping_spec": {"path": str(params.model.mapping), "sha256": _spec_sha256(params)},
+    }
 
 
 def _spec_sha256(params: LoadedParams) -> str:
@@ -188,28 +193,16 @@ def _spec_sha256(params: LoadedParams) -> str:
         return sha256_file(params.mapping_path)
 
 
-def _approval_refusal(stage: str, params: LoadedParams, run_dir: Path) -> str | None:
+def _approval_refusal(stage: str, params: LoadedParams, run_dir: Path) -> RunbookError | None:
     """Why ``stage`` may not start in this run (no or stale approval), or None."""
-    if stage not in APPROVAL_ACTIONS or not params.model.requires_approval:
+    action = STAGES[stage].approval
+    if action is None or not params.model.requires_approval:
         return None
     try:
-        approvals.check_approval(run_dir, params.env, _spec_sha256(params), APPROVAL_ACTIONS[stage])
-    except approvals.ApprovalRequiredError as exc:
-        return str(exc)
+        approvals.check_approval(run_dir, params.env, _spec_sha256(params), action)
+    except ApprovalRequiredError as exc:
+        return exc
     return None
-
-
-def _attach_report(manifest: Manifest, echo: Echo, secrets: frozenset[str]) -> None:
-    """Write ``index.html``; a report that cannot be built must not cost the run its record."""
-    try:
-        index_page.attach_report(manifest)
-    except Exception as exc:  # noqa: BLE001 - recorded in the manifest and shown, never swallowed
-        (manifest.run_dir / index_page.REPORT).unlink(missing_ok=True)
-        manifest.data.pop("report", None)
-        manifest.data["report_error"] = scrub.scrub_error(f"{type(exc).__name__}: {exc}", secrets)
-        echo(f"    the report could not be written: {manifest.data['report_error']}")
-    else:
-        manifest.data.pop("report_error", None)
 
 
 def execute_stage(
@@ -224,16 +217,17 @@ def execute_stage(
     """Run one notebook with papermill; returns its manifest entry (never raises on a stage failure).
 
     The executed notebook is scrubbed of secrets before its HTML is made; what the kernel prints
-    reaches the terminal scrubbed too.
+    reaches the terminal scrubbed too. Why a stage failed comes from the failure its kernel glued
+    (``stage_table.FAILURE``), not from parsing the traceback.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     secrets = scrub.secret_values() if secrets is None else secrets
-    notebook = STAGES[stage]
+    notebook = STAGES[stage].notebook
     output = run_dir / notebook
     started_at, started = utc_now(), time.perf_counter()
-    error = None
+    failure = None
     stdout = scrub.ScrubbingWriter(sys.stdout, secrets)
     stderr = scrub.ScrubbingWriter(sys.stderr, secrets)
     try:
@@ -252,9 +246,13 @@ def execute_stage(
             stderr_file=stderr,
         )
     except PapermillExecutionError as exc:
-        error = f"{exc.ename}: {exc.evalue}".strip()
+        failure = _glued_failure(output) or {
+            "type": exc.ename,
+            "message": str(exc.evalue),
+            "hint": None,
+        }
     except Exception as exc:  # noqa: BLE001 - a dead kernel or a timeout is a failed stage too
-        error = f"{type(exc).__name__}: {exc}".strip()
+        failure = failure_data(exc)
     finally:
         stdout.flush()
         stderr.flush()
@@ -262,18 +260,31 @@ def execute_stage(
     if output.is_file():
         scrub.scrub_notebook(output, secrets)
     html = export_html(output) if output.is_file() else None
-    entry_fields = {
+    entry_fields: dict[str, Any] = {
         "name": stage,
-        "status": "failed" if error else "passed",
+        "status": "failed" if failure else "passed",
         "started_at": started_at,
         "finished_at": utc_now(),
         "seconds": round(seconds, 2),
     }
-    if error:
-        entry_fields["error"] = scrub.scrub_error(error, secrets)[:4000]
+    if failure:
+        failure = {
+            key: scrub.scrub_error(value, secrets)[:4000] if isinstance(value, str) else value
+            for key, value in failure.items()
+        }
+        entry_fields["failure"] = failure
+        entry_fields["error"] = failure_text(failure)
     if not output.is_file():
         return {**entry_fields, "notebook": notebook}
     return Manifest(run_dir, {}).stage_entry(output, html, **entry_fields)
+
+
+def _glued_failure(output: Path) -> dict[str, Any] | None:
+    """The failure the stage's kernel glued, if it got that far."""
+    try:
+        return read_scraps(output).get(FAILURE) if output.is_file() else None
+    except Exception:  # noqa: BLE001 - an unreadable notebook: fall back to papermill's account
+        return None
 
 
 def quiet_papermill_logs() -> None:

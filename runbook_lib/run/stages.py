@@ -12,13 +12,14 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from runbook_lib.assess.assessment import AssessmentReport, assess_sources
-from runbook_lib.errors import GateFailedError, RunbookError
+from runbook_lib.db.bookkeeping import CHECKPOINTS_TABLE, REJECTS_TABLE, SUSPENDED_TABLE
+from runbook_lib.errors import ApprovalRequiredError, GateFailedError, RunbookError
+from runbook_lib.evidence.approvals import Approval, check_approval
 from runbook_lib.load import backup, loader, sync
-from runbook_lib.load.checkpoints import CHECKPOINTS_TABLE
-from runbook_lib.load.foreign_keys import SUSPENDED_TABLE
-from runbook_lib.load.quarantine import REJECTS_TABLE
 from runbook_lib.run.context import StageContext
-from runbook_lib.spec.model import SpecCheck, check_spec
+from runbook_lib.spec.check import SpecCheck, check_spec
+from runbook_lib.stage_table import STAGES
+from runbook_lib.ui.preview import TargetPreview, preview_mapping
 from runbook_lib.ui.progress import progress_callback
 from runbook_lib.validate.validation import ValidationReport
 from runbook_lib.validate.validation import validate as run_validation
@@ -29,14 +30,31 @@ def assessment(ctx: StageContext) -> AssessmentReport:
     return assess_sources(ctx.source_engines(), ctx.spec)
 
 
+def preview(ctx: StageContext, check: SpecCheck) -> list[TargetPreview]:
+    """A few source rows through the mapping per target table, masked for evidence."""
+    return preview_mapping(ctx.spec, ctx.source_engines(), check, masker=ctx.masker)
+
+
 def mapping(ctx: StageContext) -> SpecCheck:
     """Check the mapping spec against the live source and target schemas."""
     sources = {system: sa.inspect(engine) for system, engine in ctx.source_engines().items()}
     return check_spec(ctx.spec, sources, sa.inspect(ctx.target_engine()))
 
 
+def require_approval(ctx: StageContext, stage: str) -> Approval | None:
+    """The approval gate of ``stage`` (full load, rollback): a no-op unless params require one."""
+    action = STAGES[stage].approval
+    if action is None or not ctx.params.model.requires_approval:
+        return None
+    if ctx.run_dir is None:
+        raise ApprovalRequiredError(
+            f"env {ctx.env} requires an approval before the {action}, and there is no run folder"
+        )
+    return check_approval(ctx.run_dir, ctx.env, ctx.spec.sha256, action)
+
+
 def _require_approved_spec(ctx: StageContext) -> None:
-    checked = ctx.earlier("mapping")["mapping_check"]
+    checked = ctx.read("mapping", "mapping_check")
     if not checked["passed"]:
         raise GateFailedError(
             "the mapping stage of this run did not pass", hint="fix the spec and re-run mapping"
@@ -77,7 +95,7 @@ class TrialResult:
 
 def reset_scratch_target(ctx: StageContext) -> None:
     """Give the trial target empty copies of the tables a load touches (same DDL as the target)."""
-    tables = loader.touched_tables(ctx.spec)
+    tables = ctx.spec.touched_tables()
     schema = sa.MetaData()
     schema.reflect(ctx.target_engine(), only=tables)
     scratch = ctx.trial_engine()
@@ -121,25 +139,22 @@ def trial(ctx: StageContext) -> TrialResult:
         sample_percent=percent,
         max_reject_rate=settings.gates.max_reject_rate,
         progress=progress_callback(ctx.interactive),
+        masker=ctx.masker,
     )
     return TrialResult(report, validation)
 
 
 def backup_target(ctx: StageContext) -> backup.Snapshot:
     """Snapshot the target tables the load will touch; refuses without a passed trial."""
-    from runbook_lib.evidence.approvals import (
-        require_approval,  # prod: nothing is touched unapproved
-    )
-
-    require_approval(ctx, "full load")
+    require_approval(ctx, "full_load")
     _require_approved_spec(ctx)
     taken = backup.find_snapshot(ctx.target_engine(), ctx.run_id)
     if taken is not None:  # a resumed load: the target already holds this run's partial output
         return taken
-    tables = loader.touched_tables(ctx.spec)
+    tables = ctx.spec.touched_tables()
     if ctx.load_mode == "incremental":  # a sync adds to a loaded target: snapshot it as it is
         return backup.snapshot(ctx.target_engine(), tables, ctx.run_id)
-    trial_result = ctx.earlier("trial")["trial"]
+    trial_result = ctx.read("trial", "trial")
     if not trial_result["passed"]:
         raise GateFailedError(
             f"the trial of run {ctx.run_id} did not pass: the full load will not start",
@@ -184,20 +199,18 @@ def validation(ctx: StageContext) -> ValidationReport:
         max_unexplained_differences=settings.gates.max_unexplained_differences,
         max_reject_rate=settings.gates.max_reject_rate,
         progress=progress_callback(ctx.interactive),
+        masker=ctx.masker,
     )
 
 
 def rollback(ctx: StageContext) -> backup.RestoreReport:
     """Restore the target to its state before this run's full load, proven by table hashes."""
-    from runbook_lib.evidence.approvals import (
-        require_approval,  # prod: nothing is touched unapproved
-    )
-
     require_approval(ctx, "rollback")
     # the target's own record, not the notebook: a killed load may never have saved its notebook
     taken = backup.find_snapshot(ctx.target_engine(), ctx.run_id)
     if taken is None:
         raise RunbookError(
-            f"run {ctx.run_id} took no snapshot before its load: nothing to roll back to"
+            f"run {ctx.run_id} took no snapshot before its load: nothing to roll back to",
+            hint=f"runbook status --env {ctx.env} lists the runs; roll back the one that loaded",
         )
     return backup.restore(ctx.target_engine(), taken)

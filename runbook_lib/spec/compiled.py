@@ -1,40 +1,71 @@
-"""A source mapping compiled into what the loader and the validator both execute.
+"""The mapping spec compiled once into what every stage executes.
 
-``SourcePipeline`` turns one source row into one target row (or a rejection with a rule), and
-builds the source query with the spec's named filters and the trial sample. Loading and
-validation share it, so validation rebuilds exactly the rows the spec says should exist.
+``compile_spec`` turns each source of each target into a ``CompiledSource``: its column mappings
+with their transforms looked up (``CompiledColumn``), its source query (named filters, the trial
+sample, the resume point), its independent counts for the accounting, the lookup of parent ids in
+the target, and the ``Reject`` a row becomes when the mapping refuses it. The assessment, the
+mapping preview, the transform playground, the loader and validation all run these objects, so
+they cannot disagree about what the spec says.
+
+A transform chain has one definition (``CompiledColumn.apply``) and two executions: row at a time
+(``CompiledSource.transform``: the reference validation rebuilds rows with) and a column at a time
+(``CompiledSource.transform_columns``, in ``spec.columns``: the loader's fast path).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 import sqlalchemy as sa
 
-from runbook_lib.errors import TransformError
-from runbook_lib.spec.model import LoadedSpec, SourceMapping, TargetMapping
+from runbook_lib.db.lookups import key_in
+from runbook_lib.errors import RowRejected, TransformError, UnknownTransformError
+from runbook_lib.spec.columns import ColumnBatch, ColumnResult, ColumnRunner, run_column
+from runbook_lib.spec.model import ColumnMapping, LoadedSpec, SourceMapping, TargetMapping
 from runbook_lib.transforms import Transform, get_transform
 
 # Knuth's multiplicative hash folded to 32 bits: the same integer arithmetic in every dialect.
 _SAMPLE_HASH = "(({column} * 2654435761) % 4294967296) % 100 < {percent}"
 
 
-class RowRejected(Exception):
-    """A source row that cannot become a target row; it goes to quarantine with ``rule``."""
+@dataclass(frozen=True)
+class Reject:
+    """A source row the mapping does not load: the quarantine rule and message that stop it.
 
-    def __init__(self, rule: str, message: str, column: str | None = None) -> None:
-        self.rule = rule
-        self.message = message
-        self.column = column
-        super().__init__(f"{rule}: {message}")
+    ``raw_row`` is the source row by column name (kept in the reject table so it can be repaired
+    and replayed); ``out`` is the mapped row where the mapping got that far (an orphan's).
+    """
+
+    target_table: str
+    source_system: str
+    source_table: str
+    source_key: str
+    rule: str
+    message: str
+    raw_row: dict
+    out: dict | None = None
+
+    def as_row(self, run_id: str) -> dict:
+        """The reject table's row for this reject."""
+        return {
+            "run_id": run_id,
+            "target_table": self.target_table,
+            "source_system": self.source_system,
+            "source_table": self.source_table,
+            "source_key": self.source_key,
+            "rule": self.rule,
+            "message": self.message[:500],
+            "raw_row": json.dumps(self.raw_row, default=str, ensure_ascii=False),
+        }
 
 
 @dataclass(frozen=True)
 class CompiledColumn:
-    """One column mapping, with its transforms looked up and bound to their options once."""
+    """One column mapping with its transforms looked up: what every stage runs for it."""
 
     outputs: tuple[str, ...]
     inputs: tuple[str, ...]
@@ -43,23 +74,56 @@ class CompiledColumn:
     references: str | None
     on_error: str
 
-    def bind(self, positions: dict[str, int]) -> Callable[[tuple], tuple]:
-        """A function from a source row (a tuple in select order) to this column's values.
+    @classmethod
+    def of(cls, targets_text: str, column: ColumnMapping) -> CompiledColumn:
+        """Compile the mapping of ``targets_text`` (``"first_name, last_name"`` for a split)."""
+        return cls(
+            outputs=tuple(name.strip() for name in targets_text.split(",")),
+            inputs=tuple(column.inputs),
+            constant=column.value,
+            steps=tuple((get_transform(name), options) for name, options in column.steps()),
+            references=column.references,
+            on_error=column.on_error,
+        )
 
-        The common case (one input, single-output steps) becomes a plain loop over bound
-        functions: this runs once per value on millions of rows.
-        """
-        calls = [
+    @cached_property
+    def _calls(self) -> tuple[tuple[Callable, bool], ...]:
+        """Each step bound to its options once, with whether it returns several values."""
+        return tuple(
             (partial(t.func, **options) if options else t.func, t.outputs is not None)
             for t, options in self.steps
-        ]
+        )
+
+    def apply(self, *values: Any) -> tuple:
+        """The chain's output values for its input values (raises ``TransformError``).
+
+        The one definition of applying a chain; ``bind`` and ``bind_column`` execute it faster.
+        """
+        if not self.inputs:
+            return (self.constant,)
+        for function, multi in self._calls:
+            result = function(*values)
+            values = tuple(result) if multi else (result,)
+        return values
+
+    def apply_row(self, row: Mapping[str, Any]) -> tuple:
+        """The column's output values for a source row given by column name."""
+        return self.apply(*(row[name] for name in self.inputs))
+
+    def bind(self, positions: dict[str, int]) -> Callable[[tuple], tuple]:
+        """``apply`` as a function of a source row (a tuple in select order).
+
+        The common case (one input, single-output steps) becomes a plain loop over the bound
+        functions: this runs once per value on millions of rows. A reference's parent key comes
+        out as text, as the target stores source keys.
+        """
         index = [positions[name] for name in self.inputs]
         as_key = self.references is not None
         if not index:
             constant = (self.constant,)
             return lambda row: constant
-        if len(index) == 1 and not any(multi for _f, multi in calls):
-            functions = [f for f, _multi in calls]
+        if len(index) == 1 and not any(multi for _f, multi in self._calls):
+            functions = [f for f, _multi in self._calls]
             (i,) = index
 
             def single(row: tuple) -> tuple:
@@ -71,12 +135,10 @@ class CompiledColumn:
                 return (value,)
 
             return single
+        apply = self.apply
 
         def general(row: tuple) -> tuple:
-            values = tuple(row[i] for i in index)
-            for function, multi in calls:
-                result = function(*values)
-                values = tuple(result) if multi else (result,)
+            values = apply(*(row[i] for i in index))
             if as_key:
                 return (None if values[0] is None else str(values[0]),)
             return values
@@ -84,23 +146,16 @@ class CompiledColumn:
         return general
 
     def bind_column(self, positions: dict[str, int]) -> ColumnRunner:
-        """A function from a chunk's source columns to this column's output columns.
+        """``apply`` as a function of a chunk's source columns: output columns, {row: error}.
 
-        The loader's form of :meth:`bind`: one pass down each column. A column whose values
-        repeat (a status code, a SKU, a price) runs each transform once per distinct value of the
-        chunk (transforms are pure); any other column maps each step over the whole column.
-        Returns the output columns and {row index: error} for the rows whose value failed.
+        The loader's form of :meth:`bind` (see ``spec.columns``): one pass down each column.
         """
-        per_row = self.bind(positions)
         width = len(self.outputs)
         if not self.inputs:
             constant = self.constant
             return lambda columns, rows: ([[constant] * len(rows)], {})
-        calls = [
-            (partial(t.func, **options) if options else t.func, t.outputs is not None)
-            for t, options in self.steps
-        ]
-        if len(self.inputs) > 1 or any(multi for _f, multi in calls):
+        if len(self.inputs) > 1 or any(multi for _f, multi in self._calls):
+            per_row = self.bind(positions)
 
             def general(columns: list[Sequence], rows: Sequence[tuple]) -> ColumnResult:
                 outputs: list[list] = [[] for _ in range(width)]
@@ -116,21 +171,16 @@ class CompiledColumn:
                 return outputs, errors
 
             return general
-        functions = [f for f, _multi in calls]
+        functions = [f for f, _multi in self._calls]
         position = positions[self.inputs[0]]
         as_key = self.references is not None
-        if not functions:  # copied as it is (a reference key as text)
-            if as_key:
-                return lambda columns, rows: (
-                    [[None if v is None else str(v) for v in columns[position]]],
-                    {},
-                )
-            return lambda columns, rows: ([list(columns[position])], {})
 
         def single(columns: list[Sequence], rows: Sequence[tuple]) -> ColumnResult:
             values = columns[position]
-            run = _cached_column if _repeats_often(values) else _mapped_column
-            out, errors = run(values, functions)
+            if functions:
+                out, errors = run_column(values, functions)
+            else:  # copied as it is
+                out, errors = list(values), {}
             if as_key:
                 out = [None if v is None else str(v) for v in out]
             return [out], errors
@@ -138,144 +188,13 @@ class CompiledColumn:
         return single
 
 
-_SAMPLE = 1024
+class CompiledSource:
+    """One source table of one target table: query it, transform it, account for it.
 
-
-def _repeats_often(values: Sequence) -> bool:
-    """Whether the chunk's values repeat enough for a cache of results to pay.
-
-    True when a sample across the chunk holds a tenth or more of repeats: not for timestamps or
-    keys, but for prices, codes and names of things.
+    With ``present`` (the live source columns), the column mappings that cannot run here — an
+    input the table lacks, an unknown transform — are left out quietly: the assessment profiles
+    what it can while the mapping stage reports each such problem by its YAML path.
     """
-    sample = values[:: max(1, len(values) // _SAMPLE)]
-    try:
-        return len(set(sample)) * 10 < len(sample) * 9
-    except TypeError:  # unhashable values: no cache
-        return False
-
-
-def _mapped_column(values: Sequence, functions: list[Callable]) -> tuple[list, dict]:
-    """Each step over the whole column by ``map``; a failing value leaves None and its error.
-
-    A row failing at one step is None for the next ones, whose errors on it do not replace the
-    first: the row is rejected with the error the row-at-a-time path would give it.
-    """
-    errors: dict[int, TransformError] = {}
-    for function in functions:
-        out: list = []
-        remaining = iter(values)
-        while True:
-            try:
-                out.extend(map(function, remaining))  # extend keeps what came before a raise
-                break
-            except TransformError as exc:
-                errors.setdefault(len(out), exc)
-                out.append(None)
-        values = out
-    return list(values), errors
-
-
-def _cached_column(values: Sequence, functions: list[Callable]) -> tuple[list, dict]:
-    """The steps once per distinct value of the column (transforms are pure)."""
-    out: list = []
-    append = out.append
-    errors: dict[int, TransformError] = {}
-    # One cache per type: 1 == 1.0 == True would otherwise share an entry. Zero floats stay
-    # out (0.0 == -0.0, yet they can transform differently).
-    by_text: dict[str, Any] = {}
-    by_int: dict[int, Any] = {}
-    by_float: dict[float, Any] = {}
-    for index, value in enumerate(values):
-        kind = type(value)
-        if kind is str:
-            cache = by_text
-        elif kind is int:
-            cache = by_int
-        elif kind is float and value:
-            cache = by_float
-        else:
-            cache = None
-        if cache is not None:
-            hit = cache.get(value, _MISS)
-            if hit is not _MISS:
-                if hit.__class__ is _Failed:
-                    errors[index] = hit.error
-                    append(None)
-                else:
-                    append(hit)
-                continue
-        result = value
-        try:
-            for function in functions:
-                result = function(result)
-        except TransformError as exc:
-            errors[index] = exc
-            append(None)
-            if cache is not None:
-                cache[value] = _Failed(exc)
-            continue
-        append(result)
-        if cache is not None:
-            cache[value] = result
-    return out, errors
-
-
-ColumnResult = tuple[list[list], dict[int, TransformError]]
-ColumnRunner = Callable[[list[Sequence], Sequence[tuple]], ColumnResult]
-_MISS: Any = object()
-
-
-class _Failed:
-    """A cached transform failure: the same value fails the same way on every row."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: TransformError) -> None:
-        self.error = error
-
-
-class ColumnBatch:
-    """A chunk of target rows held as columns, beside the source rows they came from.
-
-    The loader's working form: references, constraint checks and writes each take one pass
-    down a column instead of a dictionary per row.
-    """
-
-    def __init__(self, raws: list[tuple], columns: dict[str, list]) -> None:
-        self.raws = raws
-        self.columns = columns
-
-    def __len__(self) -> int:
-        return len(self.raws)
-
-    def without(self, indices: set[int] | dict[int, Any]) -> ColumnBatch:
-        """The batch minus the rows at ``indices``."""
-        if not indices:
-            return self
-        kept = [i for i in range(len(self.raws)) if i not in indices]
-        return ColumnBatch(
-            [self.raws[i] for i in kept],
-            {name: [values[i] for i in kept] for name, values in self.columns.items()},
-        )
-
-    def row(self, index: int) -> dict[str, Any]:
-        return {name: values[index] for name, values in self.columns.items()}
-
-    def rows(self) -> list[tuple]:
-        """The target rows as tuples, in the order of ``columns``."""
-        return list(zip(*self.columns.values(), strict=True))
-
-    def pairs(self) -> list[tuple[tuple, dict[str, Any]]]:
-        """(source row, target row as a dict) pairs, for the row-at-a-time steps (merges, syncs)."""
-        names = list(self.columns)
-        return [
-            (raw, dict(zip(names, values, strict=True)))
-            for raw, values in zip(self.raws, self.rows(), strict=True)
-        ]
-
-
-class SourcePipeline:
-    """One source table of one target table, ready to query, transform and account for."""
 
     def __init__(
         self,
@@ -285,6 +204,7 @@ class SourcePipeline:
         system: str,
         table: str,
         source: SourceMapping,
+        present: Iterable[str] | None = None,
     ) -> None:
         self.spec = spec
         self.target_name = target_name
@@ -293,7 +213,7 @@ class SourcePipeline:
         self.table = table
         self.source = source
         self.key_columns = source.key_columns
-        self.columns = [_compile(name, column) for name, column in source.columns.items()]
+        self.columns = _compile_columns(source, None if present is None else set(present))
         self.reference_columns = [c for c in self.columns if c.references is not None]
         needed = [*self.key_columns]
         for column in self.columns:
@@ -307,6 +227,18 @@ class SourcePipeline:
     @property
     def label(self) -> str:
         return f"{self.system}.{self.table} → {self.target_name}"
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        """(target table, source system, source table): how a source is named across processes."""
+        return (self.target_name, self.system, self.table)
+
+    @property
+    def output_columns(self) -> list[str]:
+        """The target columns this source writes, after the provenance pair."""
+        return ["source_system", "source_key", *(n for c in self.columns for n in c.outputs)]
+
+    # --- rows -----------------------------------------------------------------------------
 
     def _as_tuple(self, row: tuple | Mapping) -> tuple:
         if isinstance(row, Mapping):
@@ -331,8 +263,25 @@ class SourcePipeline:
         """The source row by column name (kept with a reject)."""
         return dict(zip(self.select_columns, self._as_tuple(row), strict=True))
 
+    def reject(self, raw: tuple | Mapping, rule: str, message: str, out: dict | None = None):
+        """The ``Reject`` of source row ``raw`` under ``rule``."""
+        return Reject(
+            target_table=self.target_name,
+            source_system=self.system,
+            source_table=self.table,
+            source_key=self.source_key(raw),
+            rule=rule,
+            message=message,
+            raw_row=self.raw_dict(raw),
+            out=out,
+        )
+
     def transform(self, row: tuple) -> dict[str, Any]:
-        """The target row for ``row`` (a tuple in select order), references still as parent keys."""
+        """The target row for ``row`` (a tuple in select order), references still as parent keys.
+
+        Raises ``RowRejected`` with the rule of the first failing column (``on_error: "null"``
+        columns keep the row and drop the value).
+        """
         out: dict[str, Any] = {"source_system": self.system, "source_key": self._key_text(row)}
         for column, apply in self._bound:
             try:
@@ -349,6 +298,23 @@ class SourcePipeline:
             else:
                 out.update(zip(column.outputs, values, strict=True))
         return out
+
+    def transform_chunk(self, partition: Sequence) -> tuple[list[tuple[tuple, dict]], list[Reject]]:
+        """(raw, transformed) rows of a chunk and the rejects of those a transform refused.
+
+        Row at a time, through :meth:`transform`: the reference that validation rebuilds the
+        expected rows with. Rows are tuples in select order (mappings are converted).
+        """
+        good, rejects = [], []
+        transform = self.transform
+        if partition and isinstance(partition[0], sa.RowMapping):
+            partition = [tuple(mapping.values()) for mapping in partition]
+        for raw in partition:  # SQLAlchemy rows index like tuples; no conversion needed
+            try:
+                good.append((raw, transform(raw)))
+            except RowRejected as exc:
+                rejects.append(self.reject(raw, exc.rule, exc.message))
+        return good, rejects
 
     def transform_columns(
         self, rows: Sequence[tuple]
@@ -384,32 +350,48 @@ class SourcePipeline:
         rejected = [(rows[i], failed[i]) for i in sorted(failed)]
         return ColumnBatch(list(rows), columns).without(failed), rejected
 
+    def transform_batch(self, partition: Sequence[tuple]) -> tuple[ColumnBatch, list[Reject]]:
+        """The loader's form of :meth:`transform_chunk`: a column at a time, rejects built."""
+        batch, failed = self.transform_columns(partition)
+        return batch, [self.reject(raw, exc.rule, exc.message) for raw, exc in failed]
+
+    # --- the target -----------------------------------------------------------------------
+
+    def parent_ids(
+        self,
+        connection: sa.Connection,
+        metadata: sa.MetaData,
+        references: str,
+        keys: Iterable[str],
+    ) -> dict[str, int]:
+        """Parent source key → parent target id, for the rows of ``references`` from this system."""
+        parent = self.spec.spec.targets[references]
+        table = metadata.tables[parent.merge.crosswalk if parent.merge else references]
+        id_name = parent.id_column
+        found: dict[str, int] = {}
+        for condition in key_in(table.c.source_key, sorted(keys), connection.dialect.name):
+            query = sa.select(table.c.source_key, table.c[id_name]).where(
+                table.c.source_system == self.system, condition
+            )
+            found.update(connection.execute(query).all())  # one fetch, not one per row
+        return found
+
     # --- source queries -------------------------------------------------------------------
 
-    def _table(self) -> sa.TableClause:
-        return sa.table(self.table, *(sa.column(name) for name in self.select_columns))
+    def filter_clauses(self, *, excluded: bool = False) -> list[sa.ColumnElement]:
+        """Rows the named filters keep (or, with ``excluded``, one clause per filter's exclusions).
 
-    def _filter_clauses(self) -> list[sa.ColumnElement]:
-        """Rows kept: those no named filter excludes (a NULL condition does not exclude)."""
+        A NULL condition does not exclude: ``CASE WHEN`` turns it into "keep".
+        """
+        keep = 1 if excluded else 0
         return [
-            sa.text(f"(CASE WHEN ({f.exclude_where}) THEN 1 ELSE 0 END) = 0")
+            sa.text(f"(CASE WHEN ({f.exclude_where}) THEN 1 ELSE 0 END) = {keep}")
             for f in self.source.filters
         ]
 
     def sample_clause(self, percent: int) -> sa.ColumnElement:
         """Membership of the deterministic trial sample, following parents to the root key."""
-        return sa.text(self._sample_sql(self.system, self.table, self.source, percent))
-
-    def _sample_sql(self, system: str, table: str, source: SourceMapping, percent: int) -> str:
-        sample = source.sample
-        if sample is None:
-            return "1 = 1"
-        if sample.parent is None:
-            return _SAMPLE_HASH.format(column=sample.column, percent=int(percent))
-        parent = _find_source(self.spec, system, sample.parent)
-        parent_key = sample.parent_key or parent.key_columns[0]
-        inner = self._sample_sql(system, sample.parent, parent, percent)
-        return f"{sample.column} IN (SELECT {parent_key} FROM {sample.parent} WHERE {inner})"
+        return sa.text(_sample_sql(self.spec, self.system, self.table, self.source, percent))
 
     def select(
         self,
@@ -434,45 +416,106 @@ class SourcePipeline:
                 query = query.where(keys[0] > after_key[0])
             else:
                 query = query.where(sa.tuple_(*keys) > sa.tuple_(*after_key))
-        for clause in self._filter_clauses():
-            query = query.where(clause)
+        query = query.where(*self.filter_clauses())
         if sample_percent is not None:
             query = query.where(self.sample_clause(sample_percent))
         return query.order_by(*(table.c[name] for name in self.key_columns))
 
     def count_queries(self, *, sample_percent: int | None = None) -> dict[str, sa.Select]:
         """Independent counts for the accounting: all rows, and rows excluded by each filter."""
-        table = sa.table(self.table)
-        base = sa.select(sa.func.count()).select_from(table)
+        base = sa.select(sa.func.count()).select_from(sa.table(self.table))
         if sample_percent is not None:
             base = base.where(self.sample_clause(sample_percent))
         counts = {"source_rows": base}
-        for f in self.source.filters:
-            counts[f"filtered:{f.name}"] = base.where(
-                sa.text(f"(CASE WHEN ({f.exclude_where}) THEN 1 ELSE 0 END) = 1")
-            )
+        for f, excluded in zip(
+            self.source.filters, self.filter_clauses(excluded=True), strict=True
+        ):
+            counts[f"filtered:{f.name}"] = base.where(excluded)
         return counts
 
-
-def _compile(targets_text: str, column) -> CompiledColumn:
-    steps = tuple((get_transform(name), options) for name, options in column.steps())
-    return CompiledColumn(
-        outputs=tuple(name.strip() for name in targets_text.split(",")),
-        inputs=tuple(column.inputs),
-        constant=column.value,
-        steps=steps,
-        references=column.references,
-        on_error=column.on_error,
-    )
+    def count(self, engine: sa.Engine, *, sample_percent: int | None = None) -> dict[str, int]:
+        """Rows in the source table (in the sample, for a trial) and rows each filter excludes."""
+        with engine.connect() as connection:
+            return {
+                name: connection.execute(query).scalar_one()
+                for name, query in self.count_queries(sample_percent=sample_percent).items()
+            }
 
 
-def _find_source(spec: LoadedSpec, system: str, table: str) -> SourceMapping:
-    for _target_name, _target, source_system, source_table, source in spec.sources():
-        if (source_system, source_table) == (system, table):
-            return source
-    raise ValueError(f"sample parent {system}.{table} is not a mapped source")
+def _compile_columns(source: SourceMapping, present: set[str] | None) -> list[CompiledColumn]:
+    compiled = []
+    for text, column in source.columns.items():
+        if present is not None and set(column.inputs) - present:
+            continue
+        try:
+            compiled.append(CompiledColumn.of(text, column))
+        except UnknownTransformError:
+            if present is None:
+                raise
+    return compiled
 
 
-def compile_pipelines(spec: LoadedSpec) -> list[SourcePipeline]:
-    """Every source of every target, in load order."""
-    return [SourcePipeline(spec, *entry) for entry in spec.sources()]
+def _sample_sql(
+    spec: LoadedSpec, system: str, table: str, source: SourceMapping, percent: int
+) -> str:
+    sample = source.sample
+    if sample is None:
+        return "1 = 1"
+    if sample.parent is None:
+        return _SAMPLE_HASH.format(column=sample.column, percent=int(percent))
+    parent = spec.source(system, sample.parent)
+    if parent is None:
+        raise ValueError(f"sample parent {system}.{sample.parent} is not a mapped source")
+    parent_key = sample.parent_key or parent.key_columns[0]
+    inner = _sample_sql(spec, system, sample.parent, parent, percent)
+    return f"{sample.column} IN (SELECT {parent_key} FROM {sample.parent} WHERE {inner})"
+
+
+@dataclass(frozen=True)
+class CompiledSpec:
+    """Every source of every target, compiled; in spec order and in load order."""
+
+    loaded: LoadedSpec
+    in_spec_order: tuple[CompiledSource, ...]
+
+    @cached_property
+    def in_load_order(self) -> tuple[CompiledSource, ...]:
+        """Targets in spec order; a merge target's sources in survivorship order."""
+        ordered: list[CompiledSource] = []
+        for name, target in self.loaded.spec.targets.items():
+            own = [s for s in self.in_spec_order if s.target_name == name]
+            if target.merge:
+                rank = {system: i for i, system in enumerate(target.merge.survivorship)}
+                own.sort(key=lambda s: rank.get(s.system, len(rank)))
+            ordered.extend(own)
+        return tuple(ordered)
+
+    def of_target(self, name: str) -> list[CompiledSource]:
+        """The sources of target ``name``, in load order."""
+        return [s for s in self.in_load_order if s.target_name == name]
+
+
+def compile_spec(
+    spec: LoadedSpec, present: Mapping[tuple[str, str], Iterable[str]] | None = None
+) -> CompiledSpec:
+    """Compile every source of ``spec``.
+
+    With ``present`` (the live source columns by ``(system, table)``), what cannot run is left
+    out quietly — a missing table or key, a mapping reading a missing input or naming an unknown
+    transform — for the mapping stage to report with its YAML path.
+    """
+    compiled = []
+    for target_name, target, system, table, source in spec.sources():
+        columns = None
+        if present is not None:
+            found = present.get((system, table))
+            if found is None or set(source.key_columns) - set(found):
+                continue
+            columns = list(found)
+        compiled.append(CompiledSource(spec, target_name, target, system, table, source, columns))
+    return CompiledSpec(spec, tuple(compiled))
+
+
+def ordered_sources(spec: LoadedSpec) -> tuple[CompiledSource, ...]:
+    """Every source of ``spec``, compiled, in load order (what the loader and validation run)."""
+    return compile_spec(spec).in_load_order

@@ -43,8 +43,8 @@ from runbook_lib.transforms.money import (
     to_int,
 )
 from runbook_lib.transforms.names import (
-    _CJK,
     _COMPOUND_SURNAMES,
+    CJK,
     NAME_KINDS,
     join_name,
     name_kind,
@@ -92,7 +92,7 @@ __all__ = [
     "upper",
     "value_shape",
     # internals the tests exercise directly
-    "_CJK",
+    "CJK",
     "_CN_MOBILE",
     "_COMPOUND_SURNAMES",
     "_compile_format",

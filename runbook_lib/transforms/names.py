@@ -8,7 +8,8 @@ from typing import Any
 from runbook_lib.transforms.registry import is_blank, register
 from runbook_lib.transforms.text import strip
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
+# The one definition of a CJK character (names are split by it; masking keeps one of them).
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 # Transliterated foreign and minority names (约翰·史密斯) keep the given name first.
 _MIDDLE_DOT = re.compile(r"[·・‧•･]")
 _COMPOUND_SURNAMES = frozenset(
@@ -30,7 +31,7 @@ def split_name(value: Any) -> tuple[str | None, str | None]:
         return (None, None)
     if not isinstance(value, str):
         value = str(value)
-    if _CJK.search(value):
+    if CJK.search(value):
         name = "".join(value.split())
         dots = _MIDDLE_DOT.findall(name)
         if dots:
@@ -59,7 +60,7 @@ def name_kind(value: str) -> str:
     Extra spaces (leading, trailing or doubled) are reported before the number of parts, since
     they are what a careless split gets wrong.
     """
-    if _CJK.search(value):
+    if CJK.search(value):
         name = "".join(value.split())
         if _MIDDLE_DOT.search(name):
             return "chinese_transliterated"
@@ -80,6 +81,6 @@ def join_name(first: Any, last: Any) -> str | None:
     last = strip(last) if isinstance(last, str) else last
     if not first or not last:
         return first or last or None
-    if _CJK.search(first) or _CJK.search(last):
+    if CJK.search(first) or CJK.search(last):
         return f"{last}{first}"
     return f"{first} {last}"

@@ -18,10 +18,10 @@ import sqlalchemy as sa
 
 from runbook_lib.db.canonical import canonical
 from runbook_lib.errors import TransformError
-from runbook_lib.privacy.classification import classify_column
-from runbook_lib.privacy.masking import mask_value
-from runbook_lib.spec.mapped import MappedSource, filter_clauses, mapped_sources
-from runbook_lib.spec.model import LoadedSpec, SpecCheck
+from runbook_lib.privacy.masking import EvidenceMasker
+from runbook_lib.spec.check import SpecCheck
+from runbook_lib.spec.compiled import CompiledSource, compile_spec
+from runbook_lib.spec.model import LoadedSpec
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class TargetPreview:
         return {"target": self.target, "columns": list(self.columns), "rows": list(self.rows)}
 
 
-def transform_row(source: MappedSource, values: dict) -> dict:
+def transform_row(source: CompiledSource, values: dict) -> dict:
     """The target row of one source row, references as parent keys; rejection as ``_rejected``."""
     out = {
         "source_system": source.system,
@@ -58,33 +58,32 @@ def transform_row(source: MappedSource, values: dict) -> dict:
 
 
 def preview_mapping(
-    spec: LoadedSpec, sources: dict[str, sa.Engine], check: SpecCheck, *, rows: int = 3
+    spec: LoadedSpec,
+    sources: dict[str, sa.Engine],
+    check: SpecCheck,
+    *,
+    rows: int = 3,
+    masker: EvidenceMasker | None = None,
 ) -> list[TargetPreview]:
     """Up to ``rows`` transformed rows of every source, grouped by target table.
 
     Nothing when ``check`` (the spec checked against the live schemas) did not pass: a preview
-    of a spec that cannot run would only fail on the problems the check already names.
+    of a spec that cannot run would only fail on the problems the check already names. Values are
+    shown through ``masker`` (default: classified by column name).
     """
     if not check.passed:
         return []
+    masker = masker or EvidenceMasker.from_classification(None, spec)
     grouped: dict[str, list[dict]] = {}
-    for source in mapped_sources(spec):
+    for source in compile_spec(spec).in_spec_order:
         if source.system not in sources:
             continue
-        names = list(
-            dict.fromkeys([*source.key_columns, *(n for c in source.columns for n in c.inputs)])
-        )
-        table = sa.table(source.table, *(sa.column(n) for n in names))
-        query = (
-            sa.select(*(table.c[n] for n in names))
-            .where(*filter_clauses(source.source))
-            .order_by(*(table.c[k] for k in source.key_columns))
-            .limit(rows)
-        )
         with sources[source.system].connect() as connection:
-            found = [dict(row) for row in connection.execute(query).mappings()]
+            found = [
+                source.raw_dict(row) for row in connection.execute(source.select().limit(rows))
+            ]
         grouped.setdefault(source.target_name, []).extend(
-            _masked(source.target_name, transform_row(source, row)) for row in found
+            _masked(masker, source.target_name, transform_row(source, row)) for row in found
         )
     previews = []
     for target, shown in grouped.items():
@@ -96,11 +95,11 @@ def preview_mapping(
     return previews
 
 
-def _masked(target: str, row: dict) -> dict:
+def _masked(masker: EvidenceMasker, target: str, row: dict) -> dict:
     """Masked by the target column's classification, as JSON-safe text (times in UTC ISO)."""
     shown = {}
     for name, value in row.items():
-        masked = mask_value(classify_column(target, name)[0], value)
+        masked = masker.mask(target, name, value)
         if masked is None:
             shown[name] = None
         elif isinstance(masked, datetime):

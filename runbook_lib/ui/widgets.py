@@ -10,6 +10,7 @@ nothing and the executed evidence stays free of widget state.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,8 @@ import yaml
 from runbook_lib.db.canonical import canonical
 from runbook_lib.errors import RunbookError, TransformError
 from runbook_lib.evidence.run_folder import MANIFEST, list_runs
-from runbook_lib.privacy.classification import classify_column
-from runbook_lib.privacy.masking import mask_value
-from runbook_lib.spec.mapped import MappedColumn, mapped_sources
+from runbook_lib.privacy.masking import EvidenceMasker
+from runbook_lib.spec.compiled import CompiledColumn, compile_spec
 from runbook_lib.spec.model import ColumnMapping, LoadedSpec
 
 
@@ -128,36 +128,42 @@ def sample_values(engine: sa.Engine, table: str, column: str, rows: int) -> list
         return [value for (value,) in connection.execute(query)]
 
 
-def try_chain(values: list[Any], chain_yaml: str, classification: str) -> list[dict]:
+def try_chain(values: list[Any], chain_yaml: str, mask: Callable[[object], object]) -> list[dict]:
     """Apply a transform chain (spec YAML, e.g. ``[strip, normalize_email]``) to ``values``.
 
-    Each row shows the masked input and output, or the rule that would quarantine it.
+    Each row shows the input and output masked by ``mask`` (``EvidenceMasker.for_column`` of the
+    column tried), or the rule that would quarantine it.
     """
     try:
         steps = yaml.safe_load(chain_yaml) if chain_yaml.strip() else None
-        column = MappedColumn.of("value", ColumnMapping(**{"from": "value", "transform": steps}))
+        column = CompiledColumn.of("value", ColumnMapping(**{"from": "value", "transform": steps}))
     except (yaml.YAMLError, ValueError, TypeError, RunbookError) as exc:
         return [{"input": "", "output": "", "rule": f"not a transform chain: {exc}"}]
     shown = []
     for value in values:
         try:
             result = column.apply(value)
-            output = ", ".join(canonical(mask_value(classification, v)) for v in result)
+            output = ", ".join(canonical(mask(v)) for v in result)
             rule = ""
         except TransformError as exc:
             output, rule = "", exc.rule
         except (ValueError, TypeError) as exc:  # a bad option: the chain's fault, not the value's
             output, rule = "", f"bad option: {exc}"
-        shown.append(
-            {"input": canonical(mask_value(classification, value)), "output": output, "rule": rule}
-        )
+        shown.append({"input": canonical(mask(value)), "output": output, "rule": rule})
     return shown
 
 
-def transform_playground(spec: LoadedSpec, sources: dict[str, sa.Engine], *, headless: bool):
+def transform_playground(
+    spec: LoadedSpec,
+    sources: dict[str, sa.Engine],
+    *,
+    headless: bool,
+    masker: EvidenceMasker | None = None,
+):
     """A column picker, an editable chain, and the result on sample rows; None when headless."""
     if headless:
         return None
+    masker = masker or EvidenceMasker()
     try:
         import ipywidgets as w
         import pandas as pd
@@ -165,7 +171,7 @@ def transform_playground(spec: LoadedSpec, sources: dict[str, sa.Engine], *, hea
     except ImportError:
         return None
     choices = {}
-    for source in mapped_sources(spec):
+    for source in compile_spec(spec).in_spec_order:
         for text, mapping in source.source.columns.items():
             if len(mapping.inputs) == 1 and source.system in sources:
                 label = f"{source.system}.{source.table}.{mapping.inputs[0]} → {source.target_name}.{text}"
@@ -191,10 +197,10 @@ def transform_playground(spec: LoadedSpec, sources: dict[str, sa.Engine], *, hea
         source, mapping = choices[picker.value]
         column = mapping.inputs[0]
         values = sample_values(sources[source.system], source.table, column, rows.value)
-        classification = classify_column(source.table, column)[0]
+        mask = masker.for_column(f"{source.system}.{source.table}", column)
         out.clear_output()
         with out:
-            display(pd.DataFrame(try_chain(values, chain.value, classification)))
+            display(pd.DataFrame(try_chain(values, chain.value, mask)))
 
     picker.observe(on_pick, names="value")
     run.on_click(on_run)
@@ -207,10 +213,10 @@ def triage_rows(
 ) -> list[dict]:
     """Up to ``limit`` quarantined rows of ``run_id``, by ``rule`` and target ``table`` if given.
 
-    Raw rows and messages are masked by ``masker`` (a ``masking.Masker``); the raw JSON is flattened
+    Raw rows and messages are masked by ``masker`` (a ``masking.EvidenceMasker``); the raw JSON is flattened
     into ``raw.<column>`` fields so the table reads column by column.
     """
-    from runbook_lib.load.quarantine import rejects
+    from runbook_lib.db.bookkeeping import rejects
 
     query = sa.select(rejects).where(rejects.c.run_id == run_id).order_by(rejects.c.reject_id)
     if rule:
@@ -242,12 +248,11 @@ def reject_triage(ctx, *, active: bool):
     from IPython.display import display
 
     from runbook_lib.load.quarantine import count_rejects
-    from runbook_lib.privacy.masking import Masker
 
     engine = ctx.target_engine()
     try:
         counts = count_rejects(engine, ctx.run_id)
-        masker = Masker.from_assessment(ctx.earlier("assessment").get("assessment", {}))
+        masker = ctx.masker
     except (sa.exc.SQLAlchemyError, RunbookError) as exc:
         print(f"no reject triage: {exc}")
         return None
@@ -282,7 +287,7 @@ def approval_button(ctx, *, active: bool):
     import ipywidgets as w
 
     from runbook_lib.evidence.approvals import approve
-    from runbook_lib.evidence.run_folder import os_user
+    from runbook_lib.evidence.provenance import os_user
 
     name = w.Text(value=os_user(), description="approver")
     button = w.Button(

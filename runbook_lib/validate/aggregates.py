@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from runbook_lib.db.canonical import canonical
 from runbook_lib.db.type_rules import TYPE_RULES
-from runbook_lib.spec.compiled import SourcePipeline
+from runbook_lib.spec.compiled import CompiledSource
 
 Group = str | None
 
@@ -85,13 +85,13 @@ class Stats:
 Table = dict[tuple[Group, str], Stats]  # (group, column) → stats
 
 
-def _candidates(pipeline: SourcePipeline) -> list[str]:
+def _candidates(pipeline: CompiledSource) -> list[str]:
     skip = {pipeline.target.id_column, "source_system", "source_key"}
     skip.update(c.outputs[0] for c in pipeline.reference_columns)
     return [name for c in pipeline.columns for name in c.outputs if name not in skip]
 
 
-def numeric_columns(pipeline: SourcePipeline, table: sa.Table) -> list[str]:
+def numeric_columns(pipeline: CompiledSource, table: sa.Table) -> list[str]:
     """Mapped target columns the target declares numeric (not surrogate ids nor references)."""
     return [
         name
@@ -100,7 +100,7 @@ def numeric_columns(pipeline: SourcePipeline, table: sa.Table) -> list[str]:
     ]
 
 
-def group_column(pipeline: SourcePipeline, table: sa.Table) -> str | None:
+def group_column(pipeline: CompiledSource, table: sa.Table) -> str | None:
     """Totals are kept per currency where the target has a mapped ``currency`` column."""
     outputs = {name for column in pipeline.columns for name in column.outputs}
     return "currency" if "currency" in outputs and "currency" in table.c else None
@@ -117,7 +117,7 @@ class ExpectedAggregates:
     numbers for it (SQLite reflects ``ExactDecimal`` as text); one non-number drops it.
     """
 
-    def __init__(self, pipeline: SourcePipeline, table: sa.Table) -> None:
+    def __init__(self, pipeline: CompiledSource, table: sa.Table) -> None:
         self.pipeline = pipeline
         self.declared = numeric_columns(pipeline, table)
         self.group = group_column(pipeline, table)

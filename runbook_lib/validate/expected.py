@@ -1,7 +1,7 @@
 """The rows the mapping says the target holds, rebuilt from a source in chunks.
 
-The source query, the transforms and the reference lookups are the loader's own
-(``SourcePipeline``, ``loading.transform_chunk``, ``loading.reference_lookup``), so validation
+The source query, the transforms and the reference lookups are the compiled spec's own
+(``CompiledSource.select``, ``.transform_chunk``, ``.parent_ids``), the ones the loader runs, so validation
 rebuilds exactly what the spec says, not what the loader happened to write. A row whose parent
 is not in the target is what the loader quarantines as an orphan; it is yielded as a reject with
 the same rule. ``only`` keeps just the rows whose source key it accepts, before any transform, so
@@ -16,18 +16,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from runbook_lib.db.constraints import as_columns, chunk_checker
-from runbook_lib.load.loader import reference_lookup, transform_chunk
-from runbook_lib.spec.compiled import SourcePipeline
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """A source row the mapping does not load, with the quarantine rule it falls under."""
-
-    key: str
-    rule: str
-    raw: dict  # the source row by column name
-    out: dict | None  # the mapped row, where the mapping got that far (orphans)
+from runbook_lib.spec.compiled import CompiledSource, Reject
 
 
 @dataclass
@@ -35,11 +24,11 @@ class ExpectedChunk:
     """One chunk of a source: the target rows it should become, and its rejects."""
 
     rows: list[tuple[str, dict]] = field(default_factory=list)
-    rejects: list[Rejected] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
     read: int = 0
 
 
-def compared_columns(pipeline: SourcePipeline) -> list[str]:
+def compared_columns(pipeline: CompiledSource) -> list[str]:
     """The target columns one source's rows are compared on (after the key)."""
     names = ["source_system"]
     for column in pipeline.columns:
@@ -48,7 +37,7 @@ def compared_columns(pipeline: SourcePipeline) -> list[str]:
 
 
 def expected_chunks(
-    pipeline: SourcePipeline,
+    pipeline: CompiledSource,
     source: sa.Engine,
     target: sa.Engine,
     metadata: sa.MetaData,
@@ -105,32 +94,28 @@ def _rows_by_key(pipeline, connection, query, chunk_size, only) -> Iterator[list
 
 def _map_chunk(pipeline, rows, target_connection, metadata) -> ExpectedChunk:
     chunk = ExpectedChunk(read=len(rows))
-    good, rejects = transform_chunk(pipeline, rows)
-    chunk.rejects = [Rejected(r.source_key, r.rule, r.raw_row, None) for r in rejects]
+    good, chunk.rejects = pipeline.transform_chunk(rows)
     for column in pipeline.reference_columns:
         name = column.outputs[0]
         keys = {out[name] for _raw, out in good if out[name] is not None}
-        lookup = reference_lookup(target_connection, pipeline, metadata, column.references, keys)
+        lookup = pipeline.parent_ids(target_connection, metadata, column.references, keys)
         kept = []
         for raw, out in good:
             if out[name] in lookup:
                 out[name] = lookup[out[name]]
                 kept.append((raw, out))
             else:
-                key = out["source_key"]
-                chunk.rejects.append(Rejected(key, f"orphan_{name}", pipeline.raw_dict(raw), out))
+                chunk.rejects.append(pipeline.reject(raw, f"orphan_{name}", "", out))
         good = kept
     table = metadata.tables.get(pipeline.target_name)
     if table is not None:  # the loader quarantines rows the target's columns cannot hold
-        outputs = ["source_system", "source_key", *(n for c in pipeline.columns for n in c.outputs)]
+        outputs = pipeline.output_columns
         found = chunk_checker(table, outputs, {pipeline.target.id_column})(
             as_columns([out for _raw, out in good], outputs)
         )
         for index in sorted(found):
             raw, out = good[index]
-            chunk.rejects.append(
-                Rejected(out["source_key"], found[index][0], pipeline.raw_dict(raw), out)
-            )
+            chunk.rejects.append(pipeline.reject(raw, *found[index], out))
         good = [pair for index, pair in enumerate(good) if index not in found]
     chunk.rows = [(out["source_key"], out) for _raw, out in good]
     return chunk

@@ -18,32 +18,26 @@ import pickle
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from runbook_lib.db.bookkeeping import REJECTS_TABLE
 from runbook_lib.db.canonical import row_hash
-from runbook_lib.load.loader import count_source, ordered_pipelines
-from runbook_lib.load.quarantine import REJECTS_TABLE
-from runbook_lib.spec.compiled import SourcePipeline
+from runbook_lib.spec.compiled import CompiledSource, ordered_sources
 from runbook_lib.spec.model import LoadedSpec
+from runbook_lib.stage_table import RowProgress
 from runbook_lib.validate import aggregates, key_ranges
 from runbook_lib.validate.expected import compared_columns, expected_chunks
 from runbook_lib.validate.survivors import Problem, SurvivorCheck
 from runbook_lib.validate.target_hashes import _RangeSet, target_rows
 
-Progress = Callable[[str, int, int], None]
 PARALLEL_MIN_ROWS = 200_000  # below this, worker start-up costs more than it saves
 MAX_WORKERS = 4
 Identity = tuple[str, str, str]  # (target table, source system, source table)
 Problems = dict[str, dict[tuple[str, str], Problem]]  # merge target → (system, key) → problem
-
-
-def identity(pipeline: SourcePipeline) -> Identity:
-    """How a source is named across processes (pipelines themselves hold compiled functions)."""
-    return (pipeline.target_name, pipeline.system, pipeline.table)
 
 
 @dataclass
@@ -76,7 +70,7 @@ class SourceJob:
         self.metadata = metadata
         self.chunk_size = chunk_size
         self.sample_percent = sample_percent
-        self.counts = count_source(pipeline, source, sample_percent=sample_percent)
+        self.counts = pipeline.count(source, sample_percent=sample_percent)
         merge = pipeline.target.merge
         self.table = metadata.tables[pipeline.target_name]
         self.compared_table = metadata.tables[merge.crosswalk] if merge else self.table
@@ -121,7 +115,7 @@ class SourceJob:
                 rows[key] = (row_hash(key, values), values)
         return rows
 
-    def run(self, survivors: SurvivorCheck | None, progress: Progress | None) -> SourceResult:
+    def run(self, survivors: SurvivorCheck | None, progress: RowProgress | None) -> SourceResult:
         p = self.pipeline
         expected = key_ranges.KeyRanges(self.width)
         rejects: Counter = Counter()
@@ -138,7 +132,7 @@ class SourceJob:
                 for reject in chunk.rejects:
                     rejects[reject.rule] += 1
                     if self.expected_aggregates is not None:
-                        self.expected_aggregates.add_rejected(reject.raw, reject.out)
+                        self.expected_aggregates.add_rejected(reject.raw_row, reject.out)
                 if survivors is not None:
                     survivors.check(connection, p.system, chunk.rows)
                 read += chunk.read
@@ -171,7 +165,7 @@ class SourceJob:
                 comparison.complete,
             )
         return SourceResult(
-            identity=identity(p),
+            identity=p.identity,
             counts=self.counts,
             loaded=loaded,
             merged=merged,
@@ -218,9 +212,9 @@ class SourceJob:
         return loaded, 0, quarantined, distinct
 
 
-def groups_of(pipelines: list[SourcePipeline]) -> list[list[SourcePipeline]]:
+def groups_of(pipelines: list[CompiledSource]) -> list[list[CompiledSource]]:
     """Sources that must run together, in load order: a merge target's sources are one group."""
-    groups: dict[str, list[SourcePipeline]] = {}
+    groups: dict[str, list[CompiledSource]] = {}
     alone = []
     for p in pipelines:
         if p.target.merge:
@@ -232,7 +226,7 @@ def groups_of(pipelines: list[SourcePipeline]) -> list[list[SourcePipeline]]:
 
 def run_group(
     spec: LoadedSpec,
-    group: list[SourcePipeline],
+    group: list[CompiledSource],
     sources: dict[str, sa.Engine],
     target: sa.Engine,
     metadata: sa.MetaData,
@@ -240,7 +234,7 @@ def run_group(
     run_id: str,
     chunk_size: int,
     sample_percent: int | None,
-    progress: Progress | None = None,
+    progress: RowProgress | None = None,
 ) -> tuple[list[SourceResult], Problems]:
     """Check a group's sources in order; returns their results and the survivorship problems."""
     first = group[0]
@@ -274,7 +268,7 @@ def workers_for(rows: int, groups: int, workers: int | None) -> int:
 
 def run_groups(
     spec: LoadedSpec,
-    groups: list[list[SourcePipeline]],
+    groups: list[list[CompiledSource]],
     sources: dict[str, sa.Engine],
     target: sa.Engine,
     metadata: sa.MetaData,
@@ -284,7 +278,7 @@ def run_groups(
     sample_percent: int | None,
     workers: int,
     sizes: dict[Identity, int] | None = None,
-    progress: Progress | None = None,
+    progress: RowProgress | None = None,
 ) -> tuple[list[SourceResult], Problems]:
     """Every group, here or in ``workers`` processes; results in the groups' order.
 
@@ -302,7 +296,7 @@ def run_groups(
         tables = sorted(metadata.tables)
         bins = _pack(groups, sizes or {}, workers)
         payloads = [
-            (spec, [[identity(p) for p in g] for g in b], urls, target_url, tables, options)
+            (spec, [[p.identity for p in g] for g in b], urls, target_url, tables, options)
             for b in bins
         ]
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="worker") as pool:
@@ -323,11 +317,11 @@ def run_groups(
     return results, problems
 
 
-def _pack(groups: list[list[SourcePipeline]], sizes: dict[Identity, int], workers: int) -> list:
+def _pack(groups: list[list[CompiledSource]], sizes: dict[Identity, int], workers: int) -> list:
     """Groups into ``workers`` bins of about equal rows (largest group first into the lightest)."""
     bins: list[list] = [[] for _ in range(workers)]
     loads = [0] * workers
-    weight = {id(g): sum(sizes.get(identity(p), 1) for p in g) for g in groups}
+    weight = {id(g): sum(sizes.get(p.identity, 1) for p in g) for g in groups}
     for group in sorted(groups, key=lambda g: -weight[id(g)]):
         lightest = loads.index(min(loads))
         bins[lightest].append(group)
@@ -362,7 +356,7 @@ def _worker(spec, groups, urls, target_url, tables, options):
     try:
         metadata = sa.MetaData()
         metadata.reflect(target, only=tables)
-        pipelines = {identity(p): p for p in ordered_pipelines(spec)}
+        pipelines = {p.identity: p for p in ordered_sources(spec)}
         return [
             run_group(spec, [pipelines[i] for i in group], sources, target, metadata, **options)
             for group in groups

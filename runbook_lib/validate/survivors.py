@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from runbook_lib.db.canonical import canonical
-from runbook_lib.db.writes import key_in
+from runbook_lib.db.lookups import key_in
 from runbook_lib.spec.model import TargetMapping
 
 SUPPLIED_FIELDS = "supplied_fields"

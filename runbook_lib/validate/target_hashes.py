@@ -21,15 +21,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from runbook_lib.db.canonical import ROW_HASH_HEX_DIGITS, SUM_MASK, key_bucket, row_hash
+from runbook_lib.db.lookups import key_in
 from runbook_lib.db.type_rules import TYPE_RULES
-from runbook_lib.db.writes import key_in
+from runbook_lib.errors import UnsupportedType
 
 Expr = sa.ColumnElement
 Sums = dict[str, tuple[int, int]]  # key range → (rows, sum of row hashes modulo 2**64)
-
-
-class UnsupportedType(Exception):
-    """A column type this dialect's SQL cannot render canonically (the table falls back to Python)."""
 
 
 def _lit(text: str) -> Expr:

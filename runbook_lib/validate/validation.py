@@ -23,18 +23,17 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import sqlalchemy as sa
 
-from runbook_lib.db.canonical import canonical
+from runbook_lib.db.bookkeeping import REJECTS_TABLE
 from runbook_lib.errors import GateFailedError, RunbookError
-from runbook_lib.load.loader import count_source, ordered_pipelines
-from runbook_lib.load.quarantine import REJECTS_TABLE, ensure_rejects_table
-from runbook_lib.privacy.classification import classify_column
-from runbook_lib.privacy.masking import mask_value
-from runbook_lib.spec.compiled import SourcePipeline
+from runbook_lib.load.quarantine import ensure_rejects_table
+from runbook_lib.privacy.masking import EvidenceMasker
+from runbook_lib.spec.compiled import CompiledSource, ordered_sources
 from runbook_lib.spec.model import LoadedSpec
+from runbook_lib.stage_table import RowProgress
 from runbook_lib.validate import integrity, key_ranges, source_check
 from runbook_lib.validate.report import (
     KINDS,
@@ -54,7 +53,6 @@ __all__ = [
     "ValidationReport",
     "validate",
 ]
-Progress = Callable[[str, int, int], None]
 
 
 def validate(
@@ -69,20 +67,22 @@ def validate(
     sample_percent: int | None = None,
     max_reject_rate: float | None = None,
     tables: Iterable[str] | None = None,
-    progress: Progress | None = None,
+    progress: RowProgress | None = None,
     workers: int | None = None,
+    masker: EvidenceMasker | None = None,
 ) -> ValidationReport:
     """Check every source of every target table (trial: pass the trial's ``sample_percent``).
 
     ``tables`` limits validation to some target tables; ``max_reject_rate`` adds the reject-rate
     gate, computed from the reject table and the source counts; ``workers`` processes map the
-    sources in parallel (default: one per core when the sources are large, see ``sourcecheck``).
+    sources in parallel (default: one per core when the sources are large, see ``source_check``);
+    ``masker`` shows the values of differing rows (default: classified by column name).
     """
     started = time.perf_counter()
     chosen = _chosen_tables(spec, tables)
     ensure_rejects_table(target)
     metadata = sa.MetaData()
-    pipelines = [p for p in ordered_pipelines(spec) if p.target_name in chosen]
+    pipelines = [p for p in ordered_sources(spec) if p.target_name in chosen]
     references = integrity.references(spec, chosen)
     reflected = set(chosen) | {r.parent for r in references}
     reflected |= {c.references for p in pipelines for c in p.reference_columns}
@@ -92,9 +92,7 @@ def validate(
             reflected.add(merge.crosswalk)
     metadata.reflect(target, only=[*sorted(reflected), REJECTS_TABLE])
     sizes = {
-        source_check.identity(p): count_source(p, sources[p.system], sample_percent=sample_percent)[
-            "source_rows"
-        ]
+        p.identity: p.count(sources[p.system], sample_percent=sample_percent)["source_rows"]
         for p in pipelines
     }
     groups = source_check.groups_of(pipelines)
@@ -111,8 +109,9 @@ def validate(
         sizes=sizes,
         progress=progress,
     )
-    by_identity = {source_check.identity(p): p for p in pipelines}
-    checks = _table_checks(results, by_identity, problems)
+    by_identity = {p.identity: p for p in pipelines}
+    masker = masker or EvidenceMasker.from_classification(None, spec)
+    checks = _table_checks(results, by_identity, problems, masker)
     return ValidationReport(
         run_id=run_id,
         target=target_label,
@@ -141,15 +140,9 @@ def _chosen_tables(spec: LoadedSpec, tables: Iterable[str] | None) -> list[str]:
     return [n for n in names if n in wanted]
 
 
-def _masked(table: str, column: str, value: object) -> str | None:
-    kind = classify_column(table, column)[0]
-    shown = mask_value(kind, value)
-    if shown is None:
-        return None
-    return shown if isinstance(shown, str) else canonical(shown)
-
-
-def _differences(result, p: SourcePipeline, problems: dict) -> list[Difference]:
+def _differences(
+    result, p: CompiledSource, problems: dict, masker: EvidenceMasker
+) -> list[Difference]:
     table = p.target.merge.crosswalk if p.target.merge else p.target_name
     found: dict[str, Difference] = {}
     for d in result.comparison.differences:
@@ -159,8 +152,8 @@ def _differences(result, p: SourcePipeline, problems: dict) -> list[Difference]:
             values = tuple(
                 (
                     c,
-                    _masked(p.target_name, c, d.expected[position[c]]),
-                    _masked(p.target_name, c, d.actual[0][position[c]]),
+                    masker.text(p.target_name, c, d.expected[position[c]]),
+                    masker.text(p.target_name, c, d.actual[0][position[c]]),
                 )
                 for c in d.columns
             )
@@ -179,7 +172,7 @@ def _differences(result, p: SourcePipeline, problems: dict) -> list[Difference]:
             if previous is not None and previous.kind != "changed":
                 continue
             values = tuple(
-                (c, _masked(p.target_name, c, want), _masked(p.target_name, c, have))
+                (c, masker.text(p.target_name, c, want), masker.text(p.target_name, c, have))
                 for c, (want, have) in problem.values.items()
             )
             found[key] = Difference(
@@ -194,11 +187,13 @@ def _differences(result, p: SourcePipeline, problems: dict) -> list[Difference]:
     return [found[k] for k in sorted(found, key=key_ranges.natural_key)]
 
 
-def _table_checks(results, pipelines: dict, problems: dict) -> list[TableCheck]:
+def _table_checks(
+    results, pipelines: dict, problems: dict, masker: EvidenceMasker
+) -> list[TableCheck]:
     checks = []
     for r in results:
         p = pipelines[r.identity]
-        differences = _differences(r, p, problems.get(p.target_name, {}))
+        differences = _differences(r, p, problems.get(p.target_name, {}), masker)
         undrilled = r.comparison.undrilled_ranges
         kinds = Counter(d.kind for d in differences)
         changed = Counter(c for d in differences for c in d.columns)

@@ -1,4 +1,7 @@
-"""What the notebooks show: plotly figures (rendered to work offline) and tables as DataFrames."""
+"""The figures and tables of evidence: plotly figures (rendered to work offline) and DataFrames.
+
+What the stage notebooks show and the report embeds; built only from glued results.
+"""
 
 from __future__ import annotations
 

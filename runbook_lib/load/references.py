@@ -1,0 +1,44 @@
+"""References resolved in a chunk: each parent's source key becomes the parent's target id.
+
+The loader's step between transforming a chunk and writing it: the parents belong to targets
+loaded before (already committed), so one keyed query per reference column finds their ids; a
+row whose parent is not there is an orphan, quarantined as ``orphan_<column>``.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from runbook_lib.spec.columns import ColumnBatch
+from runbook_lib.spec.compiled import CompiledSource, Reject
+
+
+def resolve_references(
+    connection: sa.Connection,
+    pipeline: CompiledSource,
+    metadata: sa.MetaData,
+    batch: ColumnBatch,
+    rejects: list[Reject],
+) -> ColumnBatch:
+    """Parent source keys replaced by parent target ids; a row without its parent is an orphan."""
+    for column in pipeline.reference_columns:
+        name = column.outputs[0]
+        parent_keys = batch.columns[name]
+        lookup = pipeline.parent_ids(
+            connection, metadata, column.references, set(parent_keys) - {None}
+        )
+        found = lookup.get
+        ids = [found(parent_key) for parent_key in parent_keys]
+        orphans = {index for index, parent_id in enumerate(ids) if parent_id is None}
+        for index in sorted(orphans):
+            rejects.append(
+                pipeline.reject(
+                    batch.raws[index],
+                    f"orphan_{name}",
+                    f"{name}: no {column.references} row for {pipeline.system} key "
+                    f"{parent_keys[index]}",
+                )
+            )
+        batch.columns[name] = ids
+        batch = batch.without(orphans)
+    return batch
