@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format lab clean staging bench
+.PHONY: demo test test-fast lint format lab clean staging bench
 
 # The staging runbook against the local servers; the defaults are local trust-auth URLs (no
 # secret), and any of them can be overridden from the environment.
@@ -44,6 +44,10 @@ lab: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
+
+# The developer's loop (about a minute): no notebooks, no browser, no database server.
+test-fast: $(STAMP) lint
+	$(BIN)/python -m pytest -m "not notebooks and not postgres and not mariadb and not browser"
 
 lint: $(STAMP)
 	$(BIN)/ruff check runbook_lib runbook_demo tests bench

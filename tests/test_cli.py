@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import partial
 
@@ -53,6 +54,7 @@ def test_status_without_runs_says_so(project):
     assert result.returncode == 0 and "no runs yet" in result.stdout
 
 
+@pytest.mark.notebooks
 def test_failed_stage_stops_the_run_exits_one_and_is_recorded(project):
     assert runbook(project, "demo-data", "--env", "ci").returncode == 0
     spec_path = project / "params" / "mapping" / "demo.yaml"
@@ -67,6 +69,14 @@ def test_failed_stage_stops_the_run_exits_one_and_is_recorded(project):
     assert manifest["status"] == "failed" and manifest["failed_stage"] == "mapping"
     assert [s["name"] for s in manifest["stages"]] == ["assessment", "mapping"]
     assert "required target column orders.amount is not mapped" in manifest["stages"][1]["error"]
+    # why it failed crossed papermill as data, not as a traceback to parse
+    failure = manifest["stages"][1]["failure"]
+    assert failure["type"] == "MappingSpecError" and failure["exit_code"] == 2
+    assert (
+        "orders.amount" in failure["message"]
+        and failure["hint"] == "fix the spec; nothing was written"
+    )
+    assert "fix the spec; nothing was written" in result.stderr
     assert (run_dir / "01_mapping.html").is_file()  # the failed stage still leaves its evidence
     assert not (run_dir / "02_trial.ipynb").exists()
 
@@ -83,6 +93,7 @@ def test_every_shipped_params_file_validates(env):
     assert load_params(env).env == env
 
 
+@pytest.mark.notebooks
 def test_resume_continues_a_failed_run_at_its_failed_stage(project):
     assert runbook(project, "demo-data", "--env", "ci").returncode == 0
     params = project / "params" / "ci.yaml"
@@ -92,6 +103,9 @@ def test_resume_continues_a_failed_run_at_its_failed_stage(project):
     failed = runbook(project, "run", "--env", "ci")
     assert failed.returncode == 1 and "stage trial failed" in failed.stderr
     run_dir = next(p.parent for p in (project / "outputs" / "ci").glob("*/manifest.json"))
+    trial = json.loads((run_dir / "manifest.json").read_text())["stages"][2]
+    assert trial["failure"]["type"] == "GateFailedError"
+    assert "triage the rejects by rule" in trial["failure"]["hint"]
     data["gates"]["max_reject_rate"] = 0.05  # the lead accepts the quarantine and resumes
     params.write_text(yaml.safe_dump(data))
     resumed = runbook(project, "run", "--env", "ci", "--resume", run_dir.name)
@@ -99,6 +113,11 @@ def test_resume_continues_a_failed_run_at_its_failed_stage(project):
     assert f"resuming run {run_dir.name} at trial" in resumed.stdout
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "passed"
+    # the manifest records the params the resume ran with, each invocation its own
+    assert manifest["params"]["gates"]["max_reject_rate"] == 0.05
+    assert manifest["params_sha256"] == hashlib.sha256(params.read_bytes()).hexdigest()
+    first, second = (i["params_sha256"] for i in manifest["invocations"])
+    assert first != second == manifest["params_sha256"]
     assert [s["name"] for s in manifest["stages"]] == [
         "assessment",
         "mapping",
@@ -111,6 +130,7 @@ def test_resume_continues_a_failed_run_at_its_failed_stage(project):
     assert nothing_left.returncode == 2 and "nothing to resume" in nothing_left.stderr
 
 
+@pytest.mark.notebooks
 def test_sync_applies_new_source_rows_in_a_run_of_its_own(project):
     import sqlite3
 
@@ -131,3 +151,41 @@ def test_sync_applies_new_source_rows_in_a_run_of_its_own(project):
     glued = read_scraps(sync_run / "03_full_load.ipynb")["full_load"]
     assert glued["mode"] == "incremental" and glued["inserted"] == 2
     assert read_scraps(sync_run / "04_validation.ipynb")["validation"]["passed"] is True
+
+
+def test_an_unexpected_error_exits_70_scrubbed_and_debug_shows_its_traceback(monkeypatch, capsys):
+    from runbook_lib import cli
+
+    def broken(_args):
+        raise RuntimeError("cannot reach postgresql://app:S3cr3tPw@db:5432/x")
+
+    monkeypatch.setattr(cli, "_status", broken)
+    assert cli.main(["status"]) == 70
+    err = capsys.readouterr().err
+    assert "unexpected error (a bug): RuntimeError" in err and "--debug" in err
+    assert "S3cr3tPw" not in err and "Traceback" not in err
+    assert cli.main(["--debug", "status"]) == 70
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "in broken" in err and "S3cr3tPw" not in err
+
+
+def test_ctrl_c_exits_130_saying_how_to_resume(monkeypatch, capsys):
+    from runbook_lib import cli
+
+    def interrupted(_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_status", interrupted)
+    assert cli.main(["status"]) == 130
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_damaged_evidence_exits_three(project):
+    from runbook_lib.errors import EXIT_EVIDENCE, EvidenceError
+
+    assert EvidenceError("x").exit_code == EXIT_EVIDENCE == 3
+    (project / "outputs" / "ci").mkdir(parents=True)
+    (project / "outputs" / "ci" / "ledger.jsonl").write_text("not a ledger line\n")
+    result = runbook(project, "run", "--env", "ci")
+    assert result.returncode == 3 and "ledger.jsonl line 1" in result.stderr
+    assert not [p for p in (project / "outputs" / "ci").iterdir() if p.is_dir()]

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from runbook_demo.target_schema import ExactDecimal
 from runbook_lib.db.canonical import row_hash
 from runbook_lib.validate import aggregates, key_ranges
-from runbook_lib.validate.target_hashes import SqlTargetRows, TargetRows, _RangeSet, target_rows
+from runbook_lib.validate.target_hashes import KeyRangeSet, SqlTargetRows, TargetRows, target_rows
 
 COLUMNS = ["source_system", "amount", "note"]
 CENT = Decimal("0.01")
@@ -65,7 +65,7 @@ def _compare(target: TargetRows, width: int) -> key_ranges.Comparison:
         ours.add(key, row_hash(key, values))
 
     def rebuild(ranges):
-        inside = _RangeSet(ranges)
+        inside = KeyRangeSet(ranges)
         return {k: (row_hash(k, v), v) for k, v in want.items() if inside.holds(k)}
 
     theirs = key_ranges.KeyRanges.from_sums(width, target.bucket_sums(width))

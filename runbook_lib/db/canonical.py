@@ -88,17 +88,6 @@ def row_text(values) -> str:
     )
 
 
-def row_digest(key: str, values) -> int:
-    """A 64-bit digest of a keyed row; summed per bucket, it cannot cancel out like XOR."""
-    data = f"{key}{FIELD_SEPARATOR}{row_text(values)}".encode()
-    return int.from_bytes(hashlib.sha256(data).digest()[:8], "big")
-
-
-def bucket_of(key: str, buckets: int) -> int:
-    """A stable bucket for a key (Python's ``hash`` is salted per process)."""
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % buckets
-
-
 def key_bucket(key: str, width: int) -> str:
     """The key range of ``key``: the first ``width`` hex digits of its sha256 (as SQL computes it)."""
     return hashlib.sha256(key.encode()).hexdigest()[:width]

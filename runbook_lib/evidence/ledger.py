@@ -44,17 +44,17 @@ class Entry:
     entry_sha256: str
 
     def line(self) -> str:
-        return canonical(asdict(self))
+        return canonical_json(asdict(self))
 
 
-def canonical(data: dict) -> str:
+def canonical_json(data: dict) -> str:
     """The one byte form of a ledger line."""
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _entry_hash(fields: dict) -> str:
     body = {k: v for k, v in fields.items() if k != "entry_sha256"}
-    return hashlib.sha256(canonical(body).encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
 def ledger_path(run_dir: Path) -> Path:

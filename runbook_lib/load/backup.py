@@ -294,7 +294,10 @@ class RestoreReport:
     def raise_if_failed(self) -> None:
         if not self.passed:
             raise GateFailedError(
-                f"rollback of run {self.run_id}: tables differ from before the load: {', '.join(self.mismatched)}"
+                f"rollback of run {self.run_id}: tables differ from before the load: "
+                f"{', '.join(self.mismatched)}",
+                hint="the snapshot copies are kept: compare the differing tables with them (see the "
+                "rollback notebook) before writing anything else to this target",
             )
 
 

@@ -133,7 +133,9 @@ class LoadReport:
         unbalanced = [f"{r.source_system}.{r.source_table}" for r in self.results if not r.balanced]
         if unbalanced:
             raise GateFailedError(
-                f"{self.mode} load: rows unaccounted for in {', '.join(unbalanced)}"
+                f"{self.mode} load: rows unaccounted for in {', '.join(unbalanced)}",
+                hint="compare the source counts with the load table in the notebook; roll the run "
+                "back (runbook rollback) before loading again",
             )
         if self.reject_rate > self.max_reject_rate:
             raise GateFailedError(

@@ -133,7 +133,9 @@ class SyncReport:
         if not self.passed:
             raise GateFailedError(
                 f"incremental sync: {self.quarantined:,} of {self.applied:,} changed rows quarantined "
-                f"({self.reject_rate:.3%}), above the gate of {self.max_reject_rate:.3%}"
+                f"({self.reject_rate:.3%}), above the gate of {self.max_reject_rate:.3%}",
+                hint="triage this sync's rejects by rule; roll the sync run back (runbook rollback "
+                "--env ENV --run-id SYNC_RUN), fix the source or the spec, and sync again",
             )
 
 
@@ -270,8 +272,8 @@ def _upsert_changed(
     """Rows whose watermark column passed the last one seen: update in place or insert."""
     if pipeline.target.merge:
         raise GateFailedError(
-            f"{pipeline.label}: a merge target syncs by its key only (declare watermark: {{column: "
-            f"{pipeline.key_columns[0]}}})"
+            f"{pipeline.label}: a merge target syncs by its key only",
+            hint=f"declare watermark: {{column: {pipeline.key_columns[0]}}} for this source in the spec",
         )
     table = metadata.tables[pipeline.target_name]
     id_column = pipeline.target.id_column

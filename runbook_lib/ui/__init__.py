@@ -1,0 +1,4 @@
+"""What only a person in JupyterLab sees.
+
+Widgets, progress bars and the mapping preview.
+"""

@@ -31,13 +31,15 @@ from runbook_lib.spec.model import LoadedSpec
 from runbook_lib.stage_table import RowProgress
 from runbook_lib.validate import aggregates, key_ranges
 from runbook_lib.validate.expected import compared_columns, expected_chunks
-from runbook_lib.validate.survivors import Problem, SurvivorCheck
-from runbook_lib.validate.target_hashes import _RangeSet, target_rows
+from runbook_lib.validate.survivors import SurvivorCheck, SurvivorProblem
+from runbook_lib.validate.target_hashes import KeyRangeSet, target_rows
 
 PARALLEL_MIN_ROWS = 200_000  # below this, worker start-up costs more than it saves
 MAX_WORKERS = 4
 Identity = tuple[str, str, str]  # (target table, source system, source table)
-Problems = dict[str, dict[tuple[str, str], Problem]]  # merge target → (system, key) → problem
+Problems = dict[
+    str, dict[tuple[str, str], SurvivorProblem]
+]  # merge target → (system, key) → problem
 
 
 @dataclass
@@ -107,7 +109,7 @@ class SourceJob:
         )
 
     def _rebuild(self, ranges: Sequence[str]) -> key_ranges.Expected:
-        wanted = _RangeSet(ranges)
+        wanted = KeyRangeSet(ranges)
         rows: key_ranges.Expected = {}
         for chunk in self._chunks(only=wanted.holds):
             for key, out in chunk.rows:

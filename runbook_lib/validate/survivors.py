@@ -31,7 +31,7 @@ SUPPLIED_FIELDS = "supplied_fields"
 
 
 @dataclass
-class Problem:
+class SurvivorProblem:
     """What is wrong with one key: the columns and a sentence each."""
 
     columns: list[str] = field(default_factory=list)
@@ -66,11 +66,11 @@ class SurvivorCheck:
         self.fields = [c.name for c in table.columns if c.name not in protected]
         self._names = list(table.columns.keys())
         self.tracked = SUPPLIED_FIELDS in xref.c
-        self.problems: dict[tuple[str, str], Problem] = {}
+        self.problems: dict[tuple[str, str], SurvivorProblem] = {}
         self.wrong_rows: set[int] = set()
 
     def _problem(self, system, key, column, note, values: tuple | None = None) -> None:
-        self.problems.setdefault((system, key), Problem()).add(column, note, values)
+        self.problems.setdefault((system, key), SurvivorProblem()).add(column, note, values)
 
     def _rank(self, name: str, system: str) -> int:
         rank = getattr(self.merge, "rank", None)

@@ -220,7 +220,7 @@ class TargetRows:
         return found
 
     def _hashes(self, ranges: Sequence[str]) -> Iterator[tuple[str, int]]:
-        wanted = _RangeSet(ranges)
+        wanted = KeyRangeSet(ranges)
         query = sa.select(self._key, *(self.table.c[c] for c in self.columns)).where(self._where)
         with self.engine.connect() as connection:
             result = connection.execution_options(
@@ -286,7 +286,7 @@ def target_rows(
     return SqlTargetRows(engine, table, system, columns, chunk_size, dialect)
 
 
-class _RangeSet:
+class KeyRangeSet:
     """Membership of a key in a set of key ranges of any widths (empty: every key)."""
 
     def __init__(self, ranges: Sequence[str]) -> None:
