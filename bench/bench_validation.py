@@ -47,7 +47,7 @@ from common import (
     sources_for,
 )
 
-from runbook_lib.spec.compiled import ordered_sources
+from runbook_lib.mapping.compiled import ordered_sources
 
 TABLES = ("customers", "orders")
 KEYS = ["source_system", "source_key"]

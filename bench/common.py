@@ -82,7 +82,7 @@ def source_engines(folder: Path) -> dict[str, sa.Engine]:
 
 
 def demo_spec():
-    from runbook_lib.spec.model import load_spec
+    from runbook_lib.mapping.model import load_spec
 
     return load_spec(ROOT / "params" / "mapping" / "demo.yaml")
 

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from runbook_demo.target_schema import create_target_schema
 from runbook_lib.load.merge import merge_chunk
-from runbook_lib.spec.model import MergeSpec
+from runbook_lib.mapping.model import MergeSpec
 
 ADA = [
     {

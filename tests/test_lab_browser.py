@@ -296,8 +296,8 @@ def test_reject_triage_filters_by_rule_and_table_and_masks_the_raw_row(tmp_path)
     import sqlalchemy as sa
 
     from runbook_lib.load.quarantine import ensure_rejects_table, write_rejects
+    from runbook_lib.mapping.compiled import Reject
     from runbook_lib.privacy.masking import EvidenceMasker
-    from runbook_lib.spec.compiled import Reject
     from runbook_lib.ui.widgets import triage_rows
 
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'target.db'}")

@@ -18,9 +18,9 @@ from runbook_demo.target_schema import TARGET_METADATA
 from runbook_lib.config.connections import Connections
 from runbook_lib.config.params import load_params
 from runbook_lib.errors import MappingSpecError
+from runbook_lib.mapping.check import check_spec
+from runbook_lib.mapping.model import load_spec
 from runbook_lib.run.context import StageContext
-from runbook_lib.spec.check import check_spec
-from runbook_lib.spec.model import load_spec
 
 A_ORDERS = "targets.orders.sources.legacy_a.orders"
 A_ITEMS = "targets.order_items.sources.legacy_a.order_items"

@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 from runbook_lib import transforms as tr
 from runbook_lib.config.params import load_params
 from runbook_lib.errors import TransformError
+from runbook_lib.mapping.check import check_spec
+from runbook_lib.mapping.compiled import compile_spec
 from runbook_lib.privacy.masking import mask_value
 from runbook_lib.run.context import StageContext
-from runbook_lib.spec.check import check_spec
-from runbook_lib.spec.compiled import compile_spec
 from runbook_lib.ui import preview, widgets
 
 RATES = {"CNY": "1", "USD": "7.1884"}

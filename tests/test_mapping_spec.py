@@ -18,8 +18,8 @@ import yaml
 from runbook_lib.config.connections import Connections
 from runbook_lib.config.params import load_params
 from runbook_lib.errors import MappingSpecError
-from runbook_lib.spec.check import SpecCheck, check_spec
-from runbook_lib.spec.model import LoadedSpec, load_spec
+from runbook_lib.mapping.check import SpecCheck, check_spec
+from runbook_lib.mapping.model import LoadedSpec, load_spec
 
 USERS = ("customers", "legacy_a.users")
 A_ORDERS = ("orders", "legacy_a.orders")

@@ -32,8 +32,8 @@ from runbook_demo.target_schema import UtcDateTime
 from runbook_lib.assess.assessment import assess_sources
 from runbook_lib.load import loader
 from runbook_lib.load.quarantine import count_rejects
-from runbook_lib.spec.check import check_spec
-from runbook_lib.spec.model import load_spec
+from runbook_lib.mapping.check import check_spec
+from runbook_lib.mapping.model import load_spec
 from runbook_lib.validate.validation import validate as run_validation
 
 SPEC = """\

@@ -16,12 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runbook_lib.config.params import load_params
-from runbook_lib.run.context import StageContext
-from runbook_lib.spec.compiled import (
+from runbook_lib.mapping.compiled import (
     CompiledSource,
     ordered_sources,
 )
-from runbook_lib.spec.model import LoadedSpec, MappingSpec
+from runbook_lib.mapping.model import LoadedSpec, MappingSpec
+from runbook_lib.run.context import StageContext
 
 
 def _same(column_result, row_result):

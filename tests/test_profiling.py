@@ -20,7 +20,7 @@ from runbook_demo.generate import build_demo_sources
 from runbook_lib.assess.assessment import assess_sources
 from runbook_lib.assess.profiling import MAX_SHAPES, date_format_of
 from runbook_lib.evidence import figures
-from runbook_lib.spec.model import load_spec
+from runbook_lib.mapping.model import load_spec
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO / "params" / "mapping" / "demo.yaml"

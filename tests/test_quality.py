@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from runbook_demo.generate import build_demo_sources
 from runbook_lib.assess.assessment import AssessmentReport, assess_sources
-from runbook_lib.spec.model import load_spec
+from runbook_lib.mapping.model import load_spec
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO / "params" / "mapping" / "demo.yaml"

@@ -30,9 +30,9 @@ from runbook_lib.assess.findings import (
 from runbook_lib.assess.orphans import build_nodes, reference_findings
 from runbook_lib.assess.profiling import ColumnProfile, profile_table
 from runbook_lib.assess.units_and_zones import amount_units, mixed_findings, time_zones
+from runbook_lib.mapping.compiled import CompiledSource, compile_spec
+from runbook_lib.mapping.model import LoadedSpec
 from runbook_lib.privacy.masking import EvidenceMasker
-from runbook_lib.spec.compiled import CompiledSource, compile_spec
-from runbook_lib.spec.model import LoadedSpec
 
 Say = Callable[[str], None]  # what the assessment is doing now, as a sentence
 

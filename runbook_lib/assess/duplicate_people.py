@@ -18,8 +18,8 @@ import sqlalchemy as sa
 
 from runbook_lib.assess.findings import EXAMPLES, Finding
 from runbook_lib.errors import TransformError
-from runbook_lib.spec.compiled import CompiledColumn, CompiledSource
-from runbook_lib.spec.model import LoadedSpec
+from runbook_lib.mapping.compiled import CompiledColumn, CompiledSource
+from runbook_lib.mapping.model import LoadedSpec
 
 _SCHEMA = (
     "CREATE TABLE rec (rid INTEGER PRIMARY KEY, system TEXT, tbl TEXT, skey TEXT, comp INTEGER)",

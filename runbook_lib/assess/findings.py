@@ -30,8 +30,8 @@ from runbook_lib.assess.profiling import ColumnProfile
 from runbook_lib.db.canonical import canonical
 from runbook_lib.db.type_rules import is_zero_date
 from runbook_lib.errors import TransformError
+from runbook_lib.mapping.compiled import CompiledColumn, CompiledSource
 from runbook_lib.privacy.masking import EvidenceMasker
-from runbook_lib.spec.compiled import CompiledColumn, CompiledSource
 from runbook_lib.transforms import name_kind
 
 SEVERITIES = ("error", "warning", "info")

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from runbook_lib.assess.findings import EXAMPLES, Finding
-from runbook_lib.spec.compiled import CompiledSource
-from runbook_lib.spec.model import LoadedSpec
+from runbook_lib.mapping.compiled import CompiledSource
+from runbook_lib.mapping.model import LoadedSpec
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from runbook_lib.assess.findings import Finding
 from runbook_lib.assess.profiling import ColumnProfile
-from runbook_lib.spec.model import LoadedSpec, SourceMapping
+from runbook_lib.mapping.model import LoadedSpec, SourceMapping
 
 
 def amount_units(spec: LoadedSpec, profiles: list[ColumnProfile]) -> dict[str, dict]:

@@ -59,7 +59,7 @@ def approve(env: str, run_id: str, operator: str, project_root: Path) -> Approva
     import platform
 
     from runbook_lib.config.params import load_params
-    from runbook_lib.spec.model import load_spec
+    from runbook_lib.mapping.model import load_spec
 
     if not operator.strip():
         raise RunbookError("an approval needs the approver's name", hint="--operator NAME")

@@ -24,9 +24,9 @@ from runbook_lib.load import checkpoints, foreign_keys
 from runbook_lib.load.merge import merge_chunk
 from runbook_lib.load.quarantine import ensure_rejects_table, write_rejects
 from runbook_lib.load.references import resolve_references
-from runbook_lib.spec.columns import ColumnBatch
-from runbook_lib.spec.compiled import CompiledSource, Reject, ordered_sources
-from runbook_lib.spec.model import LoadedSpec
+from runbook_lib.mapping.columns import ColumnBatch
+from runbook_lib.mapping.compiled import CompiledSource, Reject, ordered_sources
+from runbook_lib.mapping.model import LoadedSpec
 from runbook_lib.stage_table import RowProgress
 
 

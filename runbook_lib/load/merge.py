@@ -23,8 +23,8 @@ import sqlalchemy as sa
 
 from runbook_lib.db.lookups import key_in
 from runbook_lib.db.writes import adapt_rows, write_dicts
-from runbook_lib.spec.compiled import CompiledSource
-from runbook_lib.spec.model import AUTO_COLUMNS, SUPPLIED_FIELDS, MergeSpec
+from runbook_lib.mapping.compiled import CompiledSource
+from runbook_lib.mapping.model import AUTO_COLUMNS, SUPPLIED_FIELDS, MergeSpec
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from runbook_lib.db.bookkeeping import BOOKKEEPING, rejects
-from runbook_lib.spec.compiled import Reject
+from runbook_lib.mapping.compiled import Reject
 
 
 def ensure_rejects_table(engine: sa.Engine) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from runbook_lib.spec.columns import ColumnBatch
-from runbook_lib.spec.compiled import CompiledSource, Reject
+from runbook_lib.mapping.columns import ColumnBatch
+from runbook_lib.mapping.compiled import CompiledSource, Reject
 
 
 def resolve_references(

@@ -28,11 +28,11 @@ from runbook_lib.load import checkpoints
 from runbook_lib.load.loader import IdSequence, stream_source
 from runbook_lib.load.quarantine import ensure_rejects_table, write_rejects
 from runbook_lib.load.references import resolve_references
-from runbook_lib.spec.compiled import (
+from runbook_lib.mapping.compiled import (
     CompiledSource,
     ordered_sources,
 )
-from runbook_lib.spec.model import LoadedSpec
+from runbook_lib.mapping.model import LoadedSpec
 from runbook_lib.stage_table import RowProgress
 
 MAX_LISTED_DELETIONS = 50

@@ -18,7 +18,7 @@ from runbook_lib.privacy.classification import classify_column
 from runbook_lib.transforms.names import CJK
 
 if TYPE_CHECKING:
-    from runbook_lib.spec.model import LoadedSpec
+    from runbook_lib.mapping.model import LoadedSpec
 
 _UNREADABLE = object()
 # not right after "/" or ":": the user of a URL (scheme://user@host) is not an email address

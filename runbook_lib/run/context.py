@@ -18,9 +18,9 @@ from runbook_lib.config.params import LoadedParams, find_project_root, load_para
 from runbook_lib.errors import RunbookError
 from runbook_lib.evidence import scraps
 from runbook_lib.evidence.run_folder import latest_run
+from runbook_lib.mapping.compiled import CompiledSpec, compile_spec
+from runbook_lib.mapping.model import LoadedSpec, load_spec
 from runbook_lib.privacy.masking import EvidenceMasker
-from runbook_lib.spec.compiled import CompiledSpec, compile_spec
-from runbook_lib.spec.model import LoadedSpec, load_spec
 from runbook_lib.stage_table import STAGES, Stage
 
 _MISSING: Any = object()

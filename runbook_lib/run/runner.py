@@ -28,8 +28,8 @@ from runbook_lib.evidence.provenance import code_state, package_versions, who_an
 from runbook_lib.evidence.record import attach_report, change_run, open_run
 from runbook_lib.evidence.run_folder import Manifest, new_run_id, runs_root, sha256_file, utc_now
 from runbook_lib.evidence.scraps import read_scraps
+from runbook_lib.mapping.model import load_spec
 from runbook_lib.privacy import scrub
-from runbook_lib.spec.model import load_spec
 from runbook_lib.stage_table import FAILURE, RUNBOOK_STAGES, STAGES
 
 KERNEL = "python3"

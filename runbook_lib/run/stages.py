@@ -16,8 +16,8 @@ from runbook_lib.db.bookkeeping import CHECKPOINTS_TABLE, REJECTS_TABLE, SUSPEND
 from runbook_lib.errors import ApprovalRequiredError, GateFailedError, RunbookError
 from runbook_lib.evidence.approvals import Approval, check_approval
 from runbook_lib.load import backup, loader, sync
+from runbook_lib.mapping.check import SpecCheck, check_spec
 from runbook_lib.run.context import StageContext
-from runbook_lib.spec.check import SpecCheck, check_spec
 from runbook_lib.stage_table import STAGES
 from runbook_lib.ui.preview import TargetPreview, preview_mapping
 from runbook_lib.ui.progress import progress_callback

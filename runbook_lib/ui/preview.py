@@ -18,10 +18,10 @@ import sqlalchemy as sa
 
 from runbook_lib.db.canonical import canonical
 from runbook_lib.errors import TransformError
+from runbook_lib.mapping.check import SpecCheck
+from runbook_lib.mapping.compiled import CompiledSource, compile_spec
+from runbook_lib.mapping.model import LoadedSpec
 from runbook_lib.privacy.masking import EvidenceMasker
-from runbook_lib.spec.check import SpecCheck
-from runbook_lib.spec.compiled import CompiledSource, compile_spec
-from runbook_lib.spec.model import LoadedSpec
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ import yaml
 from runbook_lib.db.canonical import canonical
 from runbook_lib.errors import RunbookError, TransformError
 from runbook_lib.evidence.run_folder import MANIFEST, list_runs
+from runbook_lib.mapping.compiled import CompiledColumn, compile_spec
+from runbook_lib.mapping.model import ColumnMapping, LoadedSpec
 from runbook_lib.privacy.masking import EvidenceMasker
-from runbook_lib.spec.compiled import CompiledColumn, compile_spec
-from runbook_lib.spec.model import ColumnMapping, LoadedSpec
 
 
 def interactive(run_dir: str) -> bool:

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from runbook_lib.db.canonical import canonical
 from runbook_lib.db.type_rules import TYPE_RULES
-from runbook_lib.spec.compiled import CompiledSource
+from runbook_lib.mapping.compiled import CompiledSource
 
 Group = str | None
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from runbook_lib.db.constraints import as_columns, chunk_checker
-from runbook_lib.spec.compiled import CompiledSource, Reject
+from runbook_lib.mapping.compiled import CompiledSource, Reject
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from runbook_lib.spec.model import LoadedSpec
+from runbook_lib.mapping.model import LoadedSpec
 
 SAMPLE_KEYS = 5
 

@@ -26,8 +26,8 @@ import sqlalchemy as sa
 
 from runbook_lib.db.bookkeeping import REJECTS_TABLE
 from runbook_lib.db.canonical import row_hash
-from runbook_lib.spec.compiled import CompiledSource, ordered_sources
-from runbook_lib.spec.model import LoadedSpec
+from runbook_lib.mapping.compiled import CompiledSource, ordered_sources
+from runbook_lib.mapping.model import LoadedSpec
 from runbook_lib.stage_table import RowProgress
 from runbook_lib.validate import aggregates, key_ranges
 from runbook_lib.validate.expected import compared_columns, expected_chunks

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from runbook_lib.db.canonical import canonical
 from runbook_lib.db.lookups import key_in
-from runbook_lib.spec.model import TargetMapping
+from runbook_lib.mapping.model import TargetMapping
 
 SUPPLIED_FIELDS = "supplied_fields"
 

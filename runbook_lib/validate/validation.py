@@ -30,9 +30,9 @@ import sqlalchemy as sa
 from runbook_lib.db.bookkeeping import REJECTS_TABLE
 from runbook_lib.errors import GateFailedError, RunbookError
 from runbook_lib.load.quarantine import ensure_rejects_table
+from runbook_lib.mapping.compiled import CompiledSource, ordered_sources
+from runbook_lib.mapping.model import LoadedSpec
 from runbook_lib.privacy.masking import EvidenceMasker
-from runbook_lib.spec.compiled import CompiledSource, ordered_sources
-from runbook_lib.spec.model import LoadedSpec
 from runbook_lib.stage_table import RowProgress
 from runbook_lib.validate import integrity, key_ranges, source_check
 from runbook_lib.validate.report import (

@@ -26,7 +26,7 @@ Shape of the YAML (``params/mapping/demo.yaml`` is the full example)::
             ignore: {pay_channel: "why it is not migrated"}
 
 Structural problems (an unknown key, a missing one, a wrong type) are reported here with their
-YAML path; ``spec.check`` checks the parsed spec against the live schemas, ``spec.compiled``
+YAML path; ``mapping.check`` checks the parsed spec against the live schemas, ``mapping.compiled``
 turns it into what every stage executes.
 """
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from runbook_lib.db.type_rules import type_family
 from runbook_lib.errors import MappingSpecError, TransformError, UnknownTransformError
-from runbook_lib.spec.model import (
+from runbook_lib.mapping.model import (
     AUTO_COLUMNS,
     SUPPLIED_FIELDS,
     ColumnMapping,

@@ -9,7 +9,7 @@ they cannot disagree about what the spec says.
 
 A transform chain has one definition (``CompiledColumn.apply``) and two executions: row at a time
 (``CompiledSource.transform``: the reference validation rebuilds rows with) and a column at a time
-(``CompiledSource.transform_columns``, in ``spec.columns``: the loader's fast path).
+(``CompiledSource.transform_columns``, in ``mapping.columns``: the loader's fast path).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import sqlalchemy as sa
 
 from runbook_lib.db.lookups import key_in
 from runbook_lib.errors import RowRejected, TransformError, UnknownTransformError
-from runbook_lib.spec.columns import ColumnBatch, ColumnResult, ColumnRunner, run_column
-from runbook_lib.spec.model import ColumnMapping, LoadedSpec, SourceMapping, TargetMapping
+from runbook_lib.mapping.columns import ColumnBatch, ColumnResult, ColumnRunner, run_column
+from runbook_lib.mapping.model import ColumnMapping, LoadedSpec, SourceMapping, TargetMapping
 from runbook_lib.transforms import Transform, get_transform
 
 # Knuth's multiplicative hash folded to 32 bits: the same integer arithmetic in every dialect.
@@ -148,7 +148,7 @@ class CompiledColumn:
     def bind_column(self, positions: dict[str, int]) -> ColumnRunner:
         """``apply`` as a function of a chunk's source columns: output columns, {row: error}.
 
-        The loader's form of :meth:`bind` (see ``spec.columns``): one pass down each column.
+        The loader's form of :meth:`bind` (see ``mapping.columns``): one pass down each column.
         """
         width = len(self.outputs)
         if not self.inputs:
