@@ -1,0 +1,1 @@
+"""The HR + sales scenario: one legacy store system (people, catalogue, invoices) into a new schema."""
