@@ -39,13 +39,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-try:  # the toolkit's portable decimal type, wherever the restructuring has put it
-    from runbook_lib.db.types import ExactDecimal
-except ImportError:  # pragma: no cover - depends on the toolkit's layout
-    try:
-        from runbook_lib.target_schema import ExactDecimal
-    except ImportError:
-        from runbook_demo.target_schema import ExactDecimal
+from runbook_lib.db.types import ExactDecimal
 
 TABLES = ("people", "categories", "products", "invoices", "invoice_lines")  # load order
 DECIMAL_COLUMNS = {

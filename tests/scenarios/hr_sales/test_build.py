@@ -682,12 +682,9 @@ def without_new_features(spec: dict) -> dict:
 
 
 def test_the_spec_less_its_new_features_passes_todays_spec_check(tmp_path):
-    from runbook_lib.spec.model import load_spec
+    from runbook_lib.mapping.check import check_spec
+    from runbook_lib.mapping.model import load_spec
 
-    try:  # where the restructuring puts the spec check
-        from runbook_lib.spec.check import check_spec
-    except ImportError:  # pragma: no cover - depends on the toolkit's layout
-        from runbook_lib.spec.model import check_spec
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(without_new_features(SPEC), sort_keys=False, allow_unicode=True))
     build_legacy(f"sqlite:///{tmp_path / 'store.db'}")
