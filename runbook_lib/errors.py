@@ -113,6 +113,10 @@ class RowRejected(Exception):
         super().__init__(f"{rule}: {message}")
 
 
+class ExpressionError(ValueError):
+    """A check's expression that is not arithmetic over column names (the spec check names it)."""
+
+
 class UnsupportedType(Exception):
     """A column type a dialect's SQL cannot render canonically (hashing falls back to Python)."""
 

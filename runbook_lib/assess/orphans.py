@@ -65,10 +65,13 @@ def build_nodes(
         for column in pipeline.reference_columns:
             if len(column.inputs) != 1 or column.steps:
                 continue  # a transformed or composite reference is resolved only by the loader
+            ref = pipeline.parents[column.outputs[0]]
             parents = [
                 nodes[(p.system, p.table)]
                 for p in pipelines
-                if p.target_name == column.references and p.system == pipeline.system
+                if p.target_name == ref.target
+                and p.system == ref.system
+                and ref.source_table in (None, p.table)
             ]
             node.parents.append((column.inputs[0], [p for p in parents if p.key]))
             linked.add(column.inputs[0])
@@ -100,7 +103,8 @@ def _missing_parent(node: Node, column: str, parents: list[Node]) -> sa.ColumnEl
     if not parents:
         return sa.true()  # no source of this system feeds the referenced target
     present = [col.in_(parent.keys_where()) for parent in parents]
-    return sa.or_(col.is_(None), sa.not_(sa.or_(*present)))
+    # a NULL reference is no reference: the loader keeps it NULL, it orphans nothing
+    return sa.and_(col.is_not(None), sa.not_(sa.or_(*present)))
 
 
 def _orphaned_parent(node: Node, column: str, parents: list[Node], depth: int) -> list:

@@ -1,9 +1,10 @@
-"""The toolkit's own tables in a target: rejects, checkpoints, snapshots, suspended foreign keys.
+"""The toolkit's own tables in a target, declared in one place.
 
-One ``MetaData`` holds all four, so the trial's scratch target, rollback and validation name them
-from one place. Each is created on first use (``ensure``) inside the target it describes; the
-modules that read and write them are ``load.quarantine``, ``load.checkpoints``, ``load.backup``
-and ``load.foreign_keys``.
+Rejects, checkpoints, snapshots, suspended foreign keys and pending self-references share one
+``MetaData``, so the trial's scratch target, rollback and validation name them from one place.
+Each is created on first use inside the target it describes; the modules that read and write
+them are ``load.quarantine``, ``load.checkpoints``, ``load.backup``, ``load.foreign_keys`` and
+``load.self_references``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ REJECTS_TABLE = "runbook_rejects"
 CHECKPOINTS_TABLE = "runbook_checkpoints"
 SNAPSHOTS_TABLE = "runbook_snapshots"
 SUSPENDED_TABLE = "runbook_suspended_keys"
+PENDING_REFERENCES_TABLE = "runbook_pending_references"
 
 rejects = sa.Table(
     REJECTS_TABLE,
@@ -52,6 +54,9 @@ checkpoints = sa.Table(
     sa.Column("seconds", sa.Float, nullable=False),
     sa.Column("done", sa.Boolean, nullable=False),
     sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Column(
+        "nulled", sa.Text
+    ),  # added after the first release: nullable, see add_missing_columns
     mysql_charset="utf8mb4",
 )
 
@@ -77,3 +82,36 @@ suspended_keys = sa.Table(
     sa.Column("constraint_name", sa.String(128), primary_key=True),
     sa.Column("definition", sa.Text, nullable=False),
 )
+
+# A reference into the target being loaded, waiting for its parent's row: the child was written
+# with the column NULL, in the same transaction as this row (see load.self_references).
+pending_references = sa.Table(
+    PENDING_REFERENCES_TABLE,
+    BOOKKEEPING,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("mode", sa.String(16), primary_key=True),
+    sa.Column("target_table", sa.String(64), primary_key=True),
+    sa.Column("source_system", sa.String(16), primary_key=True),
+    sa.Column("source_key", sa.String(191), primary_key=True),
+    sa.Column("column_name", sa.String(64), primary_key=True),
+    sa.Column("source_table", sa.String(64), nullable=False),
+    sa.Column("parent_system", sa.String(16), nullable=False),
+    sa.Column("parent_key", sa.String(191), nullable=False),
+    sa.Column("key_values", sa.Text, nullable=False),
+    mysql_charset="utf8mb4",
+)
+
+
+def add_missing_columns(engine: sa.Engine, table: sa.Table) -> None:
+    """Add the nullable columns a newer toolkit declares to a bookkeeping table made by an older one."""
+    present = {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
+    missing = [c for c in table.columns if c.name not in present and c.nullable]
+    if not missing:
+        return
+    quote = engine.dialect.identifier_preparer.quote
+    with engine.begin() as connection:
+        for column in missing:
+            kind = column.type.compile(dialect=engine.dialect)
+            connection.exec_driver_sql(
+                f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
+            )

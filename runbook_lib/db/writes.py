@@ -126,3 +126,18 @@ def adapt_rows(dialect: str, rows: list[dict]) -> list[dict]:
     if adapt is _server_value:
         return rows
     return [{name: adapt(value) for name, value in row.items()} for row in rows]
+
+
+def savepoint(connection: sa.Connection) -> sa.NestedTransaction:
+    """A savepoint inside the connection's transaction, which is really open first.
+
+    pysqlite opens SQLite's transaction lazily, before the first INSERT/UPDATE/DELETE; a SAVEPOINT
+    issued before that starts a transaction of its own, and releasing it *commits* — rows would
+    be committed before their chunk's checkpoint. So on SQLite the transaction is begun
+    explicitly before the savepoint.
+    """
+    if connection.dialect.name == "sqlite":
+        driver = connection.connection.driver_connection
+        if not driver.in_transaction:
+            driver.execute("BEGIN")
+    return connection.begin_nested()

@@ -13,7 +13,12 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from runbook_lib.db.bookkeeping import BOOKKEEPING, CHECKPOINTS_TABLE, checkpoints
+from runbook_lib.db.bookkeeping import (
+    BOOKKEEPING,
+    CHECKPOINTS_TABLE,
+    add_missing_columns,
+    checkpoints,
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,8 @@ class Checkpoint:
     quarantined: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     done: bool = False
+    # values dropped by ``on_error: "null"`` in rows that were kept, by "column:rule"
+    nulled: dict[str, int] = field(default_factory=dict)
 
     def advance(
         self,
@@ -39,10 +46,8 @@ class Checkpoint:
         merged: int,
         rejected: dict[str, int],
         seconds: float,
+        nulled: dict[str, int] | None = None,
     ) -> Checkpoint:
-        quarantined = dict(self.quarantined)
-        for rule, count in rejected.items():
-            quarantined[rule] = quarantined.get(rule, 0) + count
         return replace(
             self,
             last_key=last_key,
@@ -50,9 +55,17 @@ class Checkpoint:
             rows_read=self.rows_read + rows,
             loaded=self.loaded + loaded,
             merged=self.merged + merged,
-            quarantined=quarantined,
+            quarantined=_added(self.quarantined, rejected),
             seconds=self.seconds + seconds,
+            nulled=_added(self.nulled, nulled or {}),
         )
+
+
+def _added(counts: dict[str, int], more: dict[str, int]) -> dict[str, int]:
+    total = dict(counts)
+    for name, count in more.items():
+        total[name] = total.get(name, 0) + count
+    return total
 
 
 @dataclass(frozen=True)
@@ -77,8 +90,9 @@ class CheckpointKey:
 
 
 def ensure_checkpoints_table(engine: sa.Engine) -> None:
-    """Create the checkpoint table in the target if it is not there yet."""
+    """Create the checkpoint table in the target if it is not there yet (or add a new column)."""
     BOOKKEEPING.create_all(engine, tables=[checkpoints])
+    add_missing_columns(engine, checkpoints)
 
 
 def read(connection: sa.Connection, key: CheckpointKey) -> Checkpoint:
@@ -96,6 +110,7 @@ def read(connection: sa.Connection, key: CheckpointKey) -> Checkpoint:
         quarantined=json.loads(row["quarantined"]),
         seconds=row["seconds"],
         done=bool(row["done"]),
+        nulled=json.loads(row["nulled"] or "{}"),
     )
 
 
@@ -113,6 +128,7 @@ def write(connection: sa.Connection, key: CheckpointKey, progress: Checkpoint) -
         "quarantined": json.dumps(progress.quarantined, sort_keys=True),
         "seconds": round(progress.seconds, 3),
         "done": progress.done,
+        "nulled": json.dumps(progress.nulled, sort_keys=True),
         "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     updated = connection.execute(checkpoints.update().where(key.where()).values(**values)).rowcount

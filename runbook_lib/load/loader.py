@@ -12,15 +12,18 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from itertools import groupby
 
 import sqlalchemy as sa
 
 from runbook_lib.db.bookkeeping import REJECTS_TABLE
 from runbook_lib.db.constraints import chunk_checker
 from runbook_lib.db.lookups import begin_lookups, refresh_statistics
+from runbook_lib.db.refusals import refused_by_target
+from runbook_lib.db.writes import savepoint as open_savepoint
 from runbook_lib.db.writes import write_rows
 from runbook_lib.errors import GateFailedError, RunbookError
-from runbook_lib.load import checkpoints, foreign_keys
+from runbook_lib.load import checkpoints, foreign_keys, self_references
 from runbook_lib.load.merge import merge_chunk
 from runbook_lib.load.quarantine import ensure_rejects_table, write_rejects
 from runbook_lib.load.references import resolve_references
@@ -190,6 +193,7 @@ def load(
     """
     ensure_rejects_table(target)
     checkpoints.ensure_checkpoints_table(target)
+    self_references.ensure_table(target)
     if not checkpoints.has_any(target, run_id, mode):
         refuse_non_empty_target(target, spec.touched_tables())
     if suspend_foreign_keys:
@@ -198,27 +202,38 @@ def load(
     metadata.reflect(
         target, only=[*spec.touched_tables(), REJECTS_TABLE, checkpoints.CHECKPOINTS_TABLE]
     )
-    results = []
-    for pipeline in ordered_sources(spec):
-        key = checkpoints.CheckpointKey(
-            run_id, mode, pipeline.target_name, pipeline.system, pipeline.table
-        )
-        results.append(
-            _load_source(
-                pipeline,
-                sources[pipeline.system],
-                target,
-                metadata,
-                key=key,
-                chunk_size=chunk_size,
-                sample_percent=sample_percent,
-                progress=progress,
-            )
-        )
-        # Statistics now, not at the end: the next sources look rows up in this table chunk by
-        # chunk (their parents, their duplicates), and a planner that still thinks it empty
-        # scans it every time.
-        refresh_statistics(target, spec.tables_of(pipeline.target_name))
+    results: dict[tuple[str, str, str], SourceLoadResult] = {}
+    try:
+        for target_name, group in groupby(ordered_sources(spec), key=lambda p: p.target_name):
+            own = list(group)
+            for pipeline in own:
+                results[pipeline.identity] = _load_source(
+                    pipeline,
+                    sources[pipeline.system],
+                    target,
+                    metadata,
+                    key=_checkpoint_key(pipeline, run_id, mode),
+                    chunk_size=chunk_size,
+                    sample_percent=sample_percent,
+                    progress=progress,
+                )
+            if any(p.deferred_references for p in own):
+                # references into this very target, once all of its rows exist
+                self_references.resolve(target, sources, metadata, own, run_id=run_id, mode=mode)
+                for pipeline in own:
+                    results[pipeline.identity] = _reread(
+                        results[pipeline.identity], target, _checkpoint_key(pipeline, run_id, mode)
+                    )
+            # Statistics now, not at the end: the next sources look rows up in this table chunk by
+            # chunk (their parents, their duplicates), and a planner that still thinks it empty
+            # scans it every time.
+            refresh_statistics(target, spec.tables_of(target_name))
+    except BaseException:
+        # The suspended keys come back even when the load stops (a refused chunk, a kill is
+        # different: a resume or a rollback reinstates them); a key the partial data breaks
+        # stays recorded, so the original error is the one raised.
+        _reinstate_quietly(target, run_id)
+        raise
     with target.begin() as connection:  # after the statistics: validating a key plans a join
         foreign_keys.reinstate(connection, run_id)
     return LoadReport(
@@ -227,8 +242,29 @@ def load(
         target=target_label,
         sample_percent=sample_percent,
         max_reject_rate=max_reject_rate,
-        results=tuple(results),
+        results=tuple(results.values()),
     )
+
+
+def _checkpoint_key(pipeline: CompiledSource, run_id: str, mode: str) -> checkpoints.CheckpointKey:
+    return checkpoints.CheckpointKey(run_id, mode, *pipeline.identity)
+
+
+def _reinstate_quietly(target: sa.Engine, run_id: str) -> None:
+    try:
+        with target.begin() as connection:
+            foreign_keys.reinstate(connection, run_id)
+    except Exception:  # noqa: BLE001 - the load's own error matters; the keys stay recorded
+        pass
+
+
+def _reread(
+    result: SourceLoadResult, target: sa.Engine, key: checkpoints.CheckpointKey
+) -> SourceLoadResult:
+    """``result`` with the counts its checkpoint holds now (after references were resolved)."""
+    with target.connect() as connection:
+        state = checkpoints.read(connection, key)
+    return replace(result, loaded=state.loaded, quarantined=dict(state.quarantined))
 
 
 def _load_source(
@@ -392,20 +428,7 @@ class _ChunkCommitter:
         pipeline = self.pipeline
         with self.target.begin() as connection:
             batch = _quarantine_violations(pipeline, batch, rejects, self.violations)
-            if pipeline.target.merge:
-                new, dup = merge_chunk(
-                    connection,
-                    pipeline,
-                    self.metadata,
-                    pipeline.target.merge,
-                    batch.pairs(),
-                    self.next_id,
-                )
-            else:
-                if self.id_column:
-                    batch.columns[self.id_column] = self.next_id.take(len(batch))
-                write_rows(connection, self.table, list(batch.columns), batch.rows())
-                new, dup = len(batch), 0
+            batch, new, dup = self._write(connection, batch, rejects)
             write_rejects(connection, self.key.run_id, rejects)
             rejected: dict[str, int] = {}
             for reject in rejects:
@@ -418,10 +441,80 @@ class _ChunkCommitter:
                 merged=dup,
                 rejected=rejected,
                 seconds=now - self.last_commit,
+                nulled=batch.dropped_counts(),
             )
             self.last_commit = now
             checkpoints.write(connection, self.key, state)
         return state
+
+    def _write(
+        self, connection: sa.Connection, batch: ColumnBatch, rejects: list[Reject]
+    ) -> tuple[ColumnBatch, int, int]:
+        """Write the batch; rows the database refuses are isolated and quarantined.
+
+        A constraint the pre-check cannot see (a CHECK, a trigger, an exclusion) refuses the whole
+        statement. The batch is then split in halves, each tried in its own savepoint, until the
+        refused rows stand alone; each becomes a ``target_constraint`` reject naming the
+        constraint, and the rest is written as if they had never been there (ids stay dense).
+        """
+        refused: dict[int, str] = {}
+        new = dup = 0
+        for part in self._written_parts(connection, batch, list(range(len(batch))), refused):
+            new, dup = new + part[0], dup + part[1]
+        for index in sorted(refused):
+            rejects.append(
+                self.pipeline.reject(
+                    batch.raws[index],
+                    "target_constraint",
+                    f"refused by the target: {refused[index]}",
+                )
+            )
+        return batch.without(refused), new, dup
+
+    def _written_parts(self, connection, batch, indices, refused):
+        """Write ``batch`` rows at ``indices`` (in order); yields (new, merged) of each part written."""
+        savepoint = open_savepoint(connection)
+        mark = self.next_id.mark()
+        try:
+            written = self._write_rows(connection, batch.subset(indices))
+            savepoint.commit()
+        except Exception as exc:  # noqa: BLE001 - a refusal is told apart below; the rest re-raised
+            savepoint.rollback()
+            self.next_id.reset(mark)
+            constraint = refused_by_target(exc)
+            if constraint is None:
+                raise
+            if len(indices) == 1:
+                refused[indices[0]] = constraint
+                return
+            middle = len(indices) // 2
+            yield from self._written_parts(connection, batch, indices[:middle], refused)
+            yield from self._written_parts(connection, batch, indices[middle:], refused)
+            return
+        yield written
+
+    def _write_rows(self, connection: sa.Connection, batch: ColumnBatch) -> tuple[int, int]:
+        """Write the rows of ``batch`` (and their pending references); (new rows, merged rows)."""
+        pipeline = self.pipeline
+        if not len(batch):
+            return 0, 0
+        pending = self_references.take_pending(pipeline, batch, self.key.run_id, self.key.mode)
+        if pipeline.target.merge:
+            new, dup = merge_chunk(
+                connection,
+                pipeline,
+                self.metadata,
+                pipeline.target.merge,
+                batch.pairs(),
+                self.next_id,
+            )
+        else:
+            if self.id_column:
+                batch.columns[self.id_column] = self.next_id.take(len(batch))
+            write_rows(connection, self.table, list(batch.columns), batch.rows())
+            new, dup = len(batch), 0
+        self_references.write_pending(connection, pending)
+        return new, dup
 
 
 def _quarantine_violations(
@@ -448,6 +541,13 @@ class IdSequence:
         value = self._next
         self._next += 1
         return value
+
+    def mark(self) -> int:
+        """Where the sequence stands (to ``reset`` it when a write is rolled back)."""
+        return self._next
+
+    def reset(self, mark: int) -> None:
+        self._next = mark
 
     def take(self, count: int) -> list[int]:
         """The next ``count`` ids."""

@@ -2,7 +2,10 @@
 
 The loader's step between transforming a chunk and writing it: the parents belong to targets
 loaded before (already committed), so one keyed query per reference column finds their ids; a
-row whose parent is not there is an orphan, quarantined as ``orphan_<column>``.
+row whose parent is not there is an orphan, quarantined as ``orphan_<column>``. A NULL reference
+is no reference: it stays NULL (a target column that requires a value quarantines it as
+``target_not_null``). References into the target being loaded are not resolved here: the chunk
+keeps their parent keys aside (``deferred_parents``) for ``load.self_references``.
 """
 
 from __future__ import annotations
@@ -21,22 +24,24 @@ def resolve_references(
     rejects: list[Reject],
 ) -> ColumnBatch:
     """Parent source keys replaced by parent target ids; a row without its parent is an orphan."""
-    for column in pipeline.reference_columns:
+    for column in pipeline.immediate_references:
         name = column.outputs[0]
         parent_keys = batch.columns[name]
-        lookup = pipeline.parent_ids(
-            connection, metadata, column.references, set(parent_keys) - {None}
-        )
+        lookup = pipeline.parent_ids(connection, metadata, column, set(parent_keys) - {None})
         found = lookup.get
-        ids = [found(parent_key) for parent_key in parent_keys]
-        orphans = {index for index, parent_id in enumerate(ids) if parent_id is None}
+        ids = [None if key is None else found(key) for key in parent_keys]
+        orphans = {
+            index
+            for index, (key, parent_id) in enumerate(zip(parent_keys, ids, strict=True))
+            if key is not None and parent_id is None
+        }
         for index in sorted(orphans):
             rejects.append(
                 pipeline.reject(
                     batch.raws[index],
                     f"orphan_{name}",
-                    f"{name}: no {column.references} row for {pipeline.system} key "
-                    f"{parent_keys[index]}",
+                    f"{name}: no {column.references} row for "
+                    f"{pipeline.parents[name].system} key {parent_keys[index]}",
                 )
             )
         batch.columns[name] = ids

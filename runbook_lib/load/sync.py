@@ -392,7 +392,7 @@ def _deleted_at_source(
     )
     as_source = int if family == "integer" else str
     deleted, listed = 0, []
-    query = sa.select(table.c.source_key).where(table.c.source_system == pipeline.system)
+    query = sa.select(table.c.source_key).where(pipeline.owns(table))
     with target.connect() as target_connection, source.connect() as source_connection:
         result = target_connection.execute(
             query.execution_options(stream_results=True, yield_per=chunk_size)
@@ -400,11 +400,12 @@ def _deleted_at_source(
         for partition in result.partitions(chunk_size):
             keys = [row[0] for row in partition]
             present = set()
-            for condition in key_in(key_column, [as_source(k) for k in keys], source.dialect.name):
+            own_keys = [as_source(pipeline.key_of(k)) for k in keys]
+            for condition in key_in(key_column, own_keys, source.dialect.name):
                 found = source_connection.execute(
                     sa.select(key_column).select_from(source_table).where(condition)
                 )
-                present.update(str(k) for k in found.scalars())
+                present.update(f"{pipeline.key_prefix}{k}" for k in found.scalars())
             gone = [k for k in keys if k not in present]
             deleted += len(gone)
             listed.extend(gone[: MAX_LISTED_DELETIONS - len(listed)])

@@ -17,7 +17,13 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from runbook_lib.db.type_rules import type_family
-from runbook_lib.errors import MappingSpecError, TransformError, UnknownTransformError
+from runbook_lib.errors import (
+    ExpressionError,
+    MappingSpecError,
+    TransformError,
+    UnknownTransformError,
+)
+from runbook_lib.mapping.invariants import expression_columns
 from runbook_lib.mapping.model import (
     AUTO_COLUMNS,
     SUPPLIED_FIELDS,
@@ -92,7 +98,7 @@ def _with_type_text(inspector: sa.Inspector, columns: list[dict]) -> dict[str, d
             text = column["type"].compile(dialect=inspector.dialect)
         except Exception:  # noqa: BLE001 - a type this dialect cannot render is shown by its class
             text = type(column["type"]).__name__
-        found[column["name"]] = {**column, "type_text": text}
+        found[column["name"]] = {**column, "type_text": text, "dialect": inspector.dialect.name}
     return found
 
 
@@ -154,6 +160,7 @@ def check_spec(
                             "which record supplied each field",
                         )
                     )
+        _check_key_prefixes(check, base, target)
         for source_name, source in target.sources.items():
             system, table = source_name.split(".")
             path = f"{base}.sources.{source_name}"
@@ -190,6 +197,7 @@ def check_spec(
             )
         loaded_targets.append(target_name)
 
+    _check_invariants(check, spec, source_inspectors, target_inspector)
     for name, ignored in spec.ignore_tables.items():
         _check_ignored_table(check, name, ignored, source_inspectors, source_tables)
     for system, tables in source_tables.items():
@@ -320,21 +328,18 @@ def _check_source(
                     )
                 )
             used.add(name)
-        if column.references is not None and column.references in loaded_targets:
-            if spec_targets[column.references].id_column is None:
-                problem(
-                    (
-                        f"{column_path}.references",
-                        f"{column.references!r} has no id_column to reference",
-                    )
-                )
-        elif column.references is not None:
-            problem(
-                (
-                    f"{column_path}.references",
-                    f"{column.references!r} is not a target loaded before {target_name}; "
-                    f"loaded before: {loaded_targets or 'none'}",
-                )
+        if column.references is not None:
+            _check_reference(
+                check,
+                f"{column_path}.references",
+                column,
+                outputs,
+                system,
+                spec_targets,
+                target_name,
+                target,
+                target_columns,
+                loaded_targets,
             )
         steps = column.steps()
         chain_ok = _check_transforms(check, column_path, column, outputs, steps)
@@ -397,6 +402,170 @@ def _check_source(
             problem(
                 (f"{path}.columns", f"required target column {target_name}.{name} is not mapped")
             )
+
+
+def _check_reference(
+    check: SpecCheck,
+    path: str,
+    column: ColumnMapping,
+    outputs: list[str],
+    system: str,
+    spec_targets: dict[str, TargetMapping],
+    target_name: str,
+    target: TargetMapping,
+    target_columns: dict[str, dict],
+    loaded_targets: list[str],
+) -> None:
+    """A reference points at an earlier target or this one, at one source's keys, with an id."""
+    problem = check.problems.append
+    parent_name = column.parent_target
+    if parent_name not in loaded_targets and parent_name != target_name:
+        problem(
+            (
+                path,
+                f"{parent_name!r} is not a target loaded before {target_name}; loaded before: "
+                f"{loaded_targets or 'none'} (or {target_name} itself, for a self-reference)",
+            )
+        )
+        return
+    parent = spec_targets[parent_name]
+    if parent.id_column is None:
+        problem((path, f"{parent_name!r} has no id_column to reference"))
+    if column.parent_source is not None:
+        if column.parent_source not in parent.sources:
+            problem(
+                (
+                    f"{path}.source",
+                    f"{column.parent_source!r} is not a source of {parent_name}; its sources: "
+                    f"{sorted(parent.sources)}",
+                )
+            )
+    else:
+        same = sorted(name for name in parent.sources if name.partition(".")[0] == system)
+        if len(same) > 1:
+            problem(
+                (
+                    path,
+                    f"{parent_name} has several sources of system {system} ({', '.join(same)}): "
+                    f"name the one whose keys this column holds, e.g. references: {{target: "
+                    f"{parent_name}, source: {same[0]}}}",
+                )
+            )
+        elif not same:
+            problem(
+                (
+                    path,
+                    f"{parent_name} has no source of system {system}: name the source whose keys "
+                    f"this column holds (references: {{target: {parent_name}, source: "
+                    "<system>.<table>}})",
+                )
+            )
+    if parent_name == target_name:  # resolved once the target's rows exist: written NULL first
+        if target.merge is not None:
+            problem((path, f"a merge target ({target_name}) cannot reference itself"))
+        for output in outputs:
+            if output in target_columns and not target_columns[output].get("nullable", True):
+                problem(
+                    (
+                        path,
+                        f"{target_name}.{output} references {target_name} itself: its rows are "
+                        "written before their parents exist, so the column must be nullable",
+                    )
+                )
+
+
+def _check_key_prefixes(check: SpecCheck, base: str, target: TargetMapping) -> None:
+    """Several sources of one system in one target need prefixes that keep their keys apart."""
+    by_system: dict[str, list[tuple[str, str]]] = {}
+    for name, source in target.sources.items():
+        by_system.setdefault(name.partition(".")[0], []).append((name, source.key_prefix))
+    for system, sources in by_system.items():
+        if len(sources) < 2:
+            continue
+        for name, prefix in sources:
+            others = [(n, p) for n, p in sources if n != name]
+            clash = next(
+                (
+                    n
+                    for n, p in others
+                    if not prefix or not p or p.startswith(prefix) or prefix.startswith(p)
+                ),
+                None,
+            )
+            if clash is not None:
+                suggestion = name.partition(".")[2] + ":"
+                check.problems.append(
+                    (
+                        f"{base}.sources.{name}.key_prefix",
+                        f"{name} and {clash} both feed this target from system {system}, and "
+                        f"their keys can collide (key 3 of each is source_key 3): give each a "
+                        f"key_prefix that is not the start of the other's, e.g. {suggestion!r}",
+                    )
+                )
+
+
+def _check_invariants(
+    check: SpecCheck,
+    spec,
+    source_inspectors: dict[str, sa.Inspector],
+    target_inspector: sa.Inspector,
+) -> None:
+    """Each ``checks:`` entry names real tables and columns on both sides, and valid arithmetic."""
+    for index, invariant in enumerate(spec.checks):
+        base = f"checks[{index}]({invariant.name})"
+        if not invariant.reason.strip():
+            check.problems.append((base, "a check needs a reason"))
+        system = invariant.source.system
+        if system is None or system not in spec.systems:
+            check.problems.append(
+                (
+                    f"{base}.source.system",
+                    f"give the source system; declared: {sorted(spec.systems)}",
+                )
+            )
+        elif system in source_inspectors:
+            _check_invariant_side(check, f"{base}.source", invariant, source_inspectors[system])
+        if invariant.target.system is not None:
+            check.problems.append((f"{base}.target.system", "the target side names no system"))
+        _check_invariant_side(check, f"{base}.target", invariant, target_inspector)
+
+
+def _check_invariant_side(check: SpecCheck, base: str, invariant, inspector: sa.Inspector) -> None:
+    side = invariant.source if base.endswith(".source") else invariant.target
+    tables = set(inspector.get_table_names())
+    wanted = {
+        "parent": [("key", side.parent.key)],
+        "child": [("parent_key", side.child.parent_key)],
+    }
+    if invariant.kind == "sum_equals":
+        wanted["parent"].append(("column", side.parent.column))
+        if not side.child.expression:
+            check.problems.append((f"{base}.child.expression", "sum_equals needs an expression"))
+    for role in ("parent", "child"):
+        spec_table = getattr(side, role)
+        path = f"{base}.{role}"
+        if spec_table.table not in tables:
+            check.problems.append((f"{path}.table", f"no table {spec_table.table!r}"))
+            continue
+        columns = {c["name"] for c in inspector.get_columns(spec_table.table)}
+        for field_name, value in wanted[role]:
+            if not value:
+                check.problems.append((f"{path}.{field_name}", "required"))
+            elif value not in columns:
+                check.problems.append(
+                    (f"{path}.{field_name}", f"no column {value!r} in {spec_table.table}")
+                )
+        if role == "child" and spec_table.expression:
+            try:
+                used = expression_columns(spec_table.expression)
+            except ExpressionError as exc:
+                check.problems.append((f"{path}.expression", str(exc)))
+                continue
+            for name in used:
+                if name not in columns:
+                    check.problems.append(
+                        (f"{path}.expression", f"no column {name!r} in {spec_table.table}")
+                    )
 
 
 def _check_transforms(
@@ -508,6 +677,24 @@ def chain_family(steps: list[tuple[str, dict]], family: str | None) -> str | Non
     return family
 
 
+def _inexact_decimal(target_column: dict) -> str | None:
+    """Why a decimal would not keep its digits in this target column, if it would not."""
+    kind = target_column["type"]
+    declared = target_column.get("type_text", "")
+    if isinstance(kind, sa.Float):
+        return (
+            f"is {declared}, a binary floating-point type: 2328.60 would come back as "
+            "2328.600000000004; declare it NUMERIC(p, s)"
+        )
+    if target_column.get("dialect") == "sqlite":
+        return (
+            f"is {declared} on SQLite, which stores NUMERIC and DECIMAL columns as binary "
+            "floating point (2328.60 comes back as 2328.600000000004): declare it TEXT, or use "
+            "runbook_lib.db.types.ExactDecimal, which keeps the exact digits as text"
+        )
+    return None
+
+
 def _check_types(
     check: SpecCheck,
     column_path: str,
@@ -535,6 +722,13 @@ def _check_types(
         if output not in target_columns:
             continue
         target_family = type_family(target_columns[output]["type"])
+        if family == "decimal" and target_family == "decimal":
+            inexact = _inexact_decimal(target_columns[output])
+            if inexact:
+                check.problems.append(
+                    (column_path, f"{origin}{via}, but target {output} {inexact}")
+                )
+            continue
         if family == target_family or target_family == "other":
             continue
         if (family, target_family) in _WIDENING:

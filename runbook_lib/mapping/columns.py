@@ -121,9 +121,16 @@ class ColumnBatch:
     down a column instead of a dictionary per row.
     """
 
-    def __init__(self, raws: list[tuple], columns: dict[str, list]) -> None:
+    def __init__(
+        self,
+        raws: list[tuple],
+        columns: dict[str, list],
+        dropped: dict[int, tuple[str, ...]] | None = None,
+    ) -> None:
         self.raws = raws
         self.columns = columns
+        # row index → the "column:rule" of each value ``on_error: "null"`` dropped in that row
+        self.dropped = dropped or {}
 
     def __len__(self) -> int:
         return len(self.raws)
@@ -133,10 +140,29 @@ class ColumnBatch:
         if not indices:
             return self
         kept = [i for i in range(len(self.raws)) if i not in indices]
+        renumbered = {new: self.dropped[old] for new, old in enumerate(kept) if old in self.dropped}
         return ColumnBatch(
             [self.raws[i] for i in kept],
             {name: [values[i] for i in kept] for name, values in self.columns.items()},
+            renumbered,
         )
+
+    def subset(self, indices: list[int]) -> ColumnBatch:
+        """A copy of the rows at ``indices`` (in that order), safe to change without this batch."""
+        position = {old: new for new, old in enumerate(indices)}
+        return ColumnBatch(
+            [self.raws[i] for i in indices],
+            {name: [values[i] for i in indices] for name, values in self.columns.items()},
+            {position[i]: d for i, d in self.dropped.items() if i in position},
+        )
+
+    def dropped_counts(self) -> dict[str, int]:
+        """Values dropped by ``on_error: "null"`` in the rows still in the batch, by column:rule."""
+        counts: dict[str, int] = {}
+        for drops in self.dropped.values():
+            for drop in drops:
+                counts[drop] = counts.get(drop, 0) + 1
+        return counts
 
     def rows(self) -> list[tuple]:
         """The target rows as tuples, in the order of ``columns``."""

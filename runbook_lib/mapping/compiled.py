@@ -26,10 +26,8 @@ from runbook_lib.db.lookups import key_in
 from runbook_lib.errors import RowRejected, TransformError, UnknownTransformError
 from runbook_lib.mapping.columns import ColumnBatch, ColumnResult, ColumnRunner, run_column
 from runbook_lib.mapping.model import ColumnMapping, LoadedSpec, SourceMapping, TargetMapping
+from runbook_lib.mapping.sample import sample_clause
 from runbook_lib.transforms import Transform, get_transform
-
-# Knuth's multiplicative hash folded to 32 bits: the same integer arithmetic in every dialect.
-_SAMPLE_HASH = "(({column} * 2654435761) % 4294967296) % 100 < {percent}"
 
 
 @dataclass(frozen=True)
@@ -71,8 +69,9 @@ class CompiledColumn:
     inputs: tuple[str, ...]
     constant: Any
     steps: tuple[tuple[Transform, dict], ...]
-    references: str | None
+    references: str | None  # the target a reference points at
     on_error: str
+    parent_source: str | None = None  # the source (system.table) whose keys a reference holds
 
     @classmethod
     def of(cls, targets_text: str, column: ColumnMapping) -> CompiledColumn:
@@ -82,8 +81,9 @@ class CompiledColumn:
             inputs=tuple(column.inputs),
             constant=column.value,
             steps=tuple((get_transform(name), options) for name, options in column.steps()),
-            references=column.references,
+            references=column.parent_target,
             on_error=column.on_error,
+            parent_source=column.parent_source,
         )
 
     @cached_property
@@ -110,12 +110,12 @@ class CompiledColumn:
         """The column's output values for a source row given by column name."""
         return self.apply(*(row[name] for name in self.inputs))
 
-    def bind(self, positions: dict[str, int]) -> Callable[[tuple], tuple]:
+    def bind(self, positions: dict[str, int], key_prefix: str = "") -> Callable[[tuple], tuple]:
         """``apply`` as a function of a source row (a tuple in select order).
 
         The common case (one input, single-output steps) becomes a plain loop over the bound
         functions: this runs once per value on millions of rows. A reference's parent key comes
-        out as text, as the target stores source keys.
+        out as the parent's source key: text, after the parent source's ``key_prefix``.
         """
         index = [positions[name] for name in self.inputs]
         as_key = self.references is not None
@@ -131,7 +131,7 @@ class CompiledColumn:
                 for function in functions:
                     value = function(value)
                 if as_key:
-                    return (None if value is None else str(value),)
+                    return (None if value is None else f"{key_prefix}{value}",)
                 return (value,)
 
             return single
@@ -140,12 +140,12 @@ class CompiledColumn:
         def general(row: tuple) -> tuple:
             values = apply(*(row[i] for i in index))
             if as_key:
-                return (None if values[0] is None else str(values[0]),)
+                return (None if values[0] is None else f"{key_prefix}{values[0]}",)
             return values
 
         return general
 
-    def bind_column(self, positions: dict[str, int]) -> ColumnRunner:
+    def bind_column(self, positions: dict[str, int], key_prefix: str = "") -> ColumnRunner:
         """``apply`` as a function of a chunk's source columns: output columns, {row: error}.
 
         The loader's form of :meth:`bind` (see ``mapping.columns``): one pass down each column.
@@ -155,7 +155,7 @@ class CompiledColumn:
             constant = self.constant
             return lambda columns, rows: ([[constant] * len(rows)], {})
         if len(self.inputs) > 1 or any(multi for _f, multi in self._calls):
-            per_row = self.bind(positions)
+            per_row = self.bind(positions, key_prefix)
 
             def general(columns: list[Sequence], rows: Sequence[tuple]) -> ColumnResult:
                 outputs: list[list] = [[] for _ in range(width)]
@@ -182,10 +182,61 @@ class CompiledColumn:
             else:  # copied as it is
                 out, errors = list(values), {}
             if as_key:
-                out = [None if v is None else str(v) for v in out]
+                out = [None if v is None else f"{key_prefix}{v}" for v in out]
             return [out], errors
 
         return single
+
+
+def owned_by(table: sa.Table, system: str, key_prefix: str = "") -> sa.ColumnElement:
+    """The rows of ``table`` that one source wrote: its system and, if it has one, its key prefix."""
+    mine = table.c.source_system == system
+    if key_prefix:
+        mine = sa.and_(mine, table.c.source_key.startswith(key_prefix, autoescape=True))
+    return mine
+
+
+@dataclass(frozen=True)
+class ParentRef:
+    """Where a reference's parent rows are: their target table, system and key prefix.
+
+    ``deferred`` marks a reference into the target being loaded (a manager in the same
+    ``people``, a category's parent): the loader resolves it once all of the target's rows exist.
+    """
+
+    target: str
+    system: str
+    source_table: str | None
+    key_prefix: str
+    deferred: bool
+
+
+def parent_ref(
+    spec: LoadedSpec, target_name: str, system: str, column: CompiledColumn
+) -> ParentRef:
+    """The parent rows of reference ``column`` of a ``system`` source of ``target_name``."""
+    parent = spec.spec.targets[column.references]
+    if column.parent_source is not None:
+        named_system, _, named_table = column.parent_source.partition(".")
+        source = parent.sources.get(column.parent_source)
+        return ParentRef(
+            column.references,
+            named_system,
+            named_table,
+            source.key_prefix if source else "",
+            column.references == target_name,
+        )
+    same_system = [
+        (name, s) for name, s in parent.sources.items() if name.partition(".")[0] == system
+    ]
+    name, source = same_system[0] if same_system else (None, None)
+    return ParentRef(
+        column.references,
+        system,
+        name.partition(".")[2] if name else None,
+        source.key_prefix if source else "",
+        column.references == target_name,
+    )
 
 
 class CompiledSource:
@@ -213,16 +264,27 @@ class CompiledSource:
         self.table = table
         self.source = source
         self.key_columns = source.key_columns
+        self.key_prefix = source.key_prefix
         self.columns = _compile_columns(source, None if present is None else set(present))
         self.reference_columns = [c for c in self.columns if c.references is not None]
+        self.parents = {
+            c.outputs[0]: parent_ref(spec, target_name, system, c) for c in self.reference_columns
+        }
         needed = [*self.key_columns]
         for column in self.columns:
             needed.extend(name for name in column.inputs if name not in needed)
         self.select_columns = needed
         positions = {name: i for i, name in enumerate(needed)}
         self._key_positions = [positions[name] for name in self.key_columns]
-        self._bound = [(c, c.bind(positions)) for c in self.columns]
-        self._column_runners = [(c, c.bind_column(positions)) for c in self.columns]
+        prefix_of = {
+            c.outputs[0]: self.parents[c.outputs[0]].key_prefix for c in self.reference_columns
+        }
+        self._bound = [
+            (c, c.bind(positions, prefix_of.get(c.outputs[0], ""))) for c in self.columns
+        ]
+        self._column_runners = [
+            (c, c.bind_column(positions, prefix_of.get(c.outputs[0], ""))) for c in self.columns
+        ]
 
     @property
     def label(self) -> str:
@@ -232,6 +294,20 @@ class CompiledSource:
     def identity(self) -> tuple[str, str, str]:
         """(target table, source system, source table): how a source is named across processes."""
         return (self.target_name, self.system, self.table)
+
+    @property
+    def deferred_references(self) -> list[CompiledColumn]:
+        """Reference columns into this source's own target: resolved after the target is loaded."""
+        return [c for c in self.reference_columns if self.parents[c.outputs[0]].deferred]
+
+    @property
+    def immediate_references(self) -> list[CompiledColumn]:
+        """Reference columns into targets loaded before: resolved chunk by chunk."""
+        return [c for c in self.reference_columns if not self.parents[c.outputs[0]].deferred]
+
+    def owns(self, table: sa.Table) -> sa.ColumnElement:
+        """The rows of ``table`` (this source's target or crosswalk) that came from this source."""
+        return owned_by(table, self.system, self.key_prefix)
 
     @property
     def output_columns(self) -> list[str]:
@@ -251,8 +327,12 @@ class CompiledSource:
 
     def _key_text(self, row: tuple) -> str:
         if len(self._key_positions) == 1:
-            return str(row[self._key_positions[0]])
-        return "|".join(str(row[i]) for i in self._key_positions)
+            return f"{self.key_prefix}{row[self._key_positions[0]]}"
+        return self.key_prefix + "|".join(str(row[i]) for i in self._key_positions)
+
+    def key_of(self, source_key: str) -> str:
+        """A target ``source_key`` of this source without its prefix (the source's key as text)."""
+        return source_key[len(self.key_prefix) :] if self.key_prefix else source_key
 
     def key_values(self, row: tuple | Mapping) -> tuple:
         """The key columns' raw values (what a checkpoint records)."""
@@ -276,11 +356,11 @@ class CompiledSource:
             out=out,
         )
 
-    def transform(self, row: tuple) -> dict[str, Any]:
+    def transform(self, row: tuple, dropped: list[str] | None = None) -> dict[str, Any]:
         """The target row for ``row`` (a tuple in select order), references still as parent keys.
 
         Raises ``RowRejected`` with the rule of the first failing column (``on_error: "null"``
-        columns keep the row and drop the value).
+        columns keep the row and drop the value; ``dropped`` collects their ``column:rule``).
         """
         out: dict[str, Any] = {"source_system": self.system, "source_key": self._key_text(row)}
         for column, apply in self._bound:
@@ -289,6 +369,8 @@ class CompiledSource:
             except TransformError as exc:
                 if column.on_error == "null":
                     values = (None,) * len(column.outputs)
+                    if dropped is not None:
+                        dropped.append(f"{column.outputs[0]}:{exc.rule}")
                 else:
                     raise RowRejected(
                         exc.rule, f"{', '.join(column.outputs)}: {exc.message}", column.outputs[0]
@@ -299,21 +381,29 @@ class CompiledSource:
                 out.update(zip(column.outputs, values, strict=True))
         return out
 
-    def transform_chunk(self, partition: Sequence) -> tuple[list[tuple[tuple, dict]], list[Reject]]:
+    def transform_chunk(
+        self, partition: Sequence, dropped: dict[str, list[str]] | None = None
+    ) -> tuple[list[tuple[tuple, dict]], list[Reject]]:
         """(raw, transformed) rows of a chunk and the rejects of those a transform refused.
 
         Row at a time, through :meth:`transform`: the reference that validation rebuilds the
         expected rows with. Rows are tuples in select order (mappings are converted).
+        ``dropped`` collects, by source key, the values ``on_error: "null"`` dropped.
         """
         good, rejects = [], []
         transform = self.transform
         if partition and isinstance(partition[0], sa.RowMapping):
             partition = [tuple(mapping.values()) for mapping in partition]
         for raw in partition:  # SQLAlchemy rows index like tuples; no conversion needed
+            drops: list[str] | None = [] if dropped is not None else None
             try:
-                good.append((raw, transform(raw)))
+                out = transform(raw, drops)
             except RowRejected as exc:
                 rejects.append(self.reject(raw, exc.rule, exc.message))
+                continue
+            good.append((raw, out))
+            if drops:
+                dropped[out["source_key"]] = drops
         return good, rejects
 
     def transform_columns(
@@ -326,15 +416,17 @@ class CompiledSource:
         """
         count = len(rows)
         source = list(zip(*rows, strict=True)) if count else [() for _ in self.select_columns]
+        prefix = self.key_prefix
         if len(self._key_positions) == 1:
-            keys = [str(value) for value in source[self._key_positions[0]]]
+            keys = [f"{prefix}{value}" for value in source[self._key_positions[0]]]
         else:
             keys = [
-                "|".join(map(str, values))
+                prefix + "|".join(map(str, values))
                 for values in zip(*(source[i] for i in self._key_positions), strict=True)
             ]
         columns: dict[str, list] = {"source_system": [self.system] * count, "source_key": keys}
         failed: dict[int, RowRejected] = {}
+        dropped: dict[int, tuple[str, ...]] = {}
         for column, run in self._column_runners:
             outputs, errors = run(source, rows)
             for index, exc in errors.items():
@@ -346,9 +438,11 @@ class CompiledSource:
                 for output in outputs:
                     for index in errors:
                         output[index] = None
+                for index, exc in errors.items():
+                    dropped[index] = (*dropped.get(index, ()), f"{column.outputs[0]}:{exc.rule}")
             columns.update(zip(column.outputs, outputs, strict=True))
         rejected = [(rows[i], failed[i]) for i in sorted(failed)]
-        return ColumnBatch(list(rows), columns).without(failed), rejected
+        return ColumnBatch(list(rows), columns, dropped).without(failed), rejected
 
     def transform_batch(self, partition: Sequence[tuple]) -> tuple[ColumnBatch, list[Reject]]:
         """The loader's form of :meth:`transform_chunk`: a column at a time, rejects built."""
@@ -361,17 +455,18 @@ class CompiledSource:
         self,
         connection: sa.Connection,
         metadata: sa.MetaData,
-        references: str,
+        column: CompiledColumn,
         keys: Iterable[str],
     ) -> dict[str, int]:
-        """Parent source key → parent target id, for the rows of ``references`` from this system."""
-        parent = self.spec.spec.targets[references]
-        table = metadata.tables[parent.merge.crosswalk if parent.merge else references]
+        """Parent source key → parent target id for reference ``column`` (keys as it gives them)."""
+        ref = self.parents[column.outputs[0]]
+        parent = self.spec.spec.targets[ref.target]
+        table = metadata.tables[parent.merge.crosswalk if parent.merge else ref.target]
         id_name = parent.id_column
         found: dict[str, int] = {}
         for condition in key_in(table.c.source_key, sorted(keys), connection.dialect.name):
             query = sa.select(table.c.source_key, table.c[id_name]).where(
-                table.c.source_system == self.system, condition
+                table.c.source_system == ref.system, condition
             )
             found.update(connection.execute(query).all())  # one fetch, not one per row
         return found
@@ -390,8 +485,8 @@ class CompiledSource:
         ]
 
     def sample_clause(self, percent: int) -> sa.ColumnElement:
-        """Membership of the deterministic trial sample, following parents to the root key."""
-        return sa.text(_sample_sql(self.spec, self.system, self.table, self.source, percent))
+        """Membership of the deterministic trial sample (``mapping.sample``)."""
+        return sample_clause(self.spec, self.system, self.table, percent)
 
     def select(
         self,
@@ -453,22 +548,6 @@ def _compile_columns(source: SourceMapping, present: set[str] | None) -> list[Co
             if present is None:
                 raise
     return compiled
-
-
-def _sample_sql(
-    spec: LoadedSpec, system: str, table: str, source: SourceMapping, percent: int
-) -> str:
-    sample = source.sample
-    if sample is None:
-        return "1 = 1"
-    if sample.parent is None:
-        return _SAMPLE_HASH.format(column=sample.column, percent=int(percent))
-    parent = spec.source(system, sample.parent)
-    if parent is None:
-        raise ValueError(f"sample parent {system}.{sample.parent} is not a mapped source")
-    parent_key = sample.parent_key or parent.key_columns[0]
-    inner = _sample_sql(spec, system, sample.parent, parent, percent)
-    return f"{sample.column} IN (SELECT {parent_key} FROM {sample.parent} WHERE {inner})"
 
 
 @dataclass(frozen=True)

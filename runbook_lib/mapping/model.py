@@ -54,14 +54,38 @@ class _Strict(BaseModel):
 TransformStep = str | dict[str, dict[str, Any]]
 
 
+class ReferenceSpec(_Strict):
+    """The rows a reference points at: a target table, and the source whose keys the value holds.
+
+    ``source`` (``<system>.<table>``) is needed where the target has several sources of the
+    referencing row's system (customers and employees both in ``people``); by default the value
+    is a key of the target's one source of the same system.
+    """
+
+    target: str
+    source: str | None = None
+
+
 class ColumnMapping(_Strict):
     """How one target column (or several, for a split) gets its value."""
 
     from_: str | list[str] | None = Field(default=None, alias="from")
     value: Any = None
     transform: TransformStep | list[TransformStep] | None = None
-    references: str | None = None
+    references: str | ReferenceSpec | None = None
     on_error: Literal["quarantine", "null"] = "quarantine"
+
+    @property
+    def parent_target(self) -> str | None:
+        """The target table a reference points at (None: not a reference)."""
+        if isinstance(self.references, ReferenceSpec):
+            return self.references.target
+        return self.references
+
+    @property
+    def parent_source(self) -> str | None:
+        """The source (``<system>.<table>``) whose keys a reference holds, if the spec names it."""
+        return self.references.source if isinstance(self.references, ReferenceSpec) else None
 
     @property
     def inputs(self) -> list[str]:
@@ -108,9 +132,14 @@ class WatermarkSpec(_Strict):
 
 
 class SourceMapping(_Strict):
-    """One source table feeding a target table."""
+    """One source table feeding a target table.
+
+    ``key_prefix`` starts every ``source_key`` of this source (``employee:`` makes key 3
+    ``employee:3``), so two tables of one system can feed one target without their keys colliding.
+    """
 
     key: str | list[str]
+    key_prefix: str = ""
     columns: dict[str, ColumnMapping]
     ignore: dict[str, str] = {}
     filters: list[NamedFilter] = []
@@ -169,6 +198,40 @@ class IgnoredTable(_Strict):
     reason: str
 
 
+class CheckTable(_Strict):
+    """One side of a cross-table check: the parent (key, column) or the child (parent key, expression)."""
+
+    table: str
+    key: str | None = None
+    column: str | None = None
+    parent_key: str | None = None
+    expression: str | None = None
+
+
+class CheckSide(_Strict):
+    """Where a check runs: on a source system's tables, or (without ``system``) on the target's."""
+
+    system: str | None = None
+    parent: CheckTable
+    child: CheckTable
+
+
+class InvariantCheck(_Strict):
+    """A cross-table invariant, run on the sources (assessment) and on the target (validation).
+
+    ``sum_equals``: the parent's ``column`` equals the sum of its children's ``expression`` (a
+    parent without children sums to 0), compared at ``scale`` decimals; ``has_children``: every
+    parent has at least one child.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    reason: str
+    kind: Literal["sum_equals", "has_children"]
+    source: CheckSide
+    target: CheckSide
+    scale: int = Field(default=2, ge=0, le=12)
+
+
 class MappingSpec(_Strict):
     """The whole spec; top-level keys starting with ``x-`` hold YAML anchors and are skipped."""
 
@@ -178,6 +241,7 @@ class MappingSpec(_Strict):
     systems: dict[str, str] = Field(description="system name → connection name in params")
     targets: dict[str, TargetMapping]
     ignore_tables: dict[str, IgnoredTable] = {}
+    checks: list[InvariantCheck] = []
 
     @model_validator(mode="before")
     @classmethod

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from runbook_lib.db.canonical import canonical
 from runbook_lib.db.type_rules import TYPE_RULES
-from runbook_lib.mapping.compiled import CompiledSource
+from runbook_lib.mapping.compiled import CompiledSource, owned_by
 
 Group = str | None
 
@@ -187,7 +187,7 @@ class ExpectedAggregates:
 TargetAggregator = Callable[[sa.Engine, sa.Table, str, Sequence[str], str | None, int], Table]
 
 
-def _sql_aggregates(engine, table, system, columns, group, _chunk_size) -> Table:
+def _sql_aggregates(engine, table, owner, columns, group, _chunk_size) -> Table:
     """One GROUP BY query; servers sum NUMERIC/DECIMAL exactly."""
     grouped = table.c[group] if group else sa.literal_column("NULL")
     measures = []
@@ -199,7 +199,7 @@ def _sql_aggregates(engine, table, system, columns, group, _chunk_size) -> Table
             sa.func.min(column),
             sa.func.max(column),
         ]
-    query = sa.select(grouped, sa.func.count(), *measures).where(table.c.source_system == system)
+    query = sa.select(grouped, sa.func.count(), *measures).where(owned_by(table, *owner))
     if group:
         query = query.group_by(grouped)
     found: Table = {}
@@ -218,12 +218,10 @@ def _sql_aggregates(engine, table, system, columns, group, _chunk_size) -> Table
     return found
 
 
-def _python_aggregates(engine, table, system, columns, group, chunk_size) -> Table:
+def _python_aggregates(engine, table, owner, columns, group, chunk_size) -> Table:
     """Stream the columns and sum them exactly in Python (decimals stored as text)."""
     grouped = table.c[group] if group else sa.literal_column("NULL")
-    query = sa.select(grouped, *(table.c[name] for name in columns)).where(
-        table.c.source_system == system
-    )
+    query = sa.select(grouped, *(table.c[name] for name in columns)).where(owned_by(table, *owner))
     found: Table = {}
     with engine.connect() as connection:
         result = connection.execution_options(stream_results=True, yield_per=chunk_size).execute(
@@ -249,12 +247,13 @@ def target_aggregates(
     columns: Sequence[str],
     group: str | None,
     chunk_size: int,
+    key_prefix: str = "",
 ) -> Table:
     """The target side, by the dialect's registered aggregator (Python for any other)."""
     if not columns:
         return {}
     aggregate = TARGET_AGGREGATES.get(engine.dialect.name, _python_aggregates)
-    return aggregate(engine, table, system, columns, group, chunk_size)
+    return aggregate(engine, table, (system, key_prefix), columns, group, chunk_size)
 
 
 # --- comparison ------------------------------------------------------------------------------

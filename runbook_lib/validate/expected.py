@@ -15,7 +15,11 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from runbook_lib.db.bookkeeping import REJECTS_TABLE
 from runbook_lib.db.constraints import as_columns, chunk_checker
+from runbook_lib.db.refusals import refused_by_target
+from runbook_lib.db.writes import savepoint as open_savepoint
+from runbook_lib.db.writes import write_rows
 from runbook_lib.mapping.compiled import CompiledSource, Reject
 
 
@@ -53,6 +57,7 @@ def expected_chunks(
     """
     query = pipeline.select(sample_percent=sample_percent)
     with source.connect() as source_connection, target.connect() as target_connection:
+        refused = _refused_keys(target_connection, metadata, pipeline)
         if only is None:
             result = source_connection.execution_options(
                 stream_results=True, yield_per=chunk_size
@@ -64,7 +69,7 @@ def expected_chunks(
             # plain tuples: the transform asks each row whether it has ``values``, which a
             # SQLAlchemy Row answers by raising an exception inside, a million times
             rows = [tuple(row) for row in partition]
-            yield _map_chunk(pipeline, rows, target_connection, metadata)
+            yield _map_chunk(pipeline, rows, target_connection, metadata, refused)
 
 
 def _rows_by_key(pipeline, connection, query, chunk_size, only) -> Iterator[list]:
@@ -92,16 +97,57 @@ def _rows_by_key(pipeline, connection, query, chunk_size, only) -> Iterator[list
         yield list(connection.execute(query.where(condition)))
 
 
-def _map_chunk(pipeline, rows, target_connection, metadata) -> ExpectedChunk:
+def _refused_keys(connection: sa.Connection, metadata: sa.MetaData, pipeline) -> set[str]:
+    """Source keys the loader recorded as refused by the target database (``target_constraint``)."""
+    rejects = metadata.tables.get(REJECTS_TABLE)
+    if rejects is None:
+        return set()
+    query = sa.select(rejects.c.source_key).where(
+        rejects.c.rule == "target_constraint",
+        rejects.c.target_table == pipeline.target_name,
+        rejects.c.source_system == pipeline.system,
+        rejects.c.source_table == pipeline.table,
+    )
+    return set(connection.execute(query).scalars())
+
+
+def _target_refuses(connection: sa.Connection, table: sa.Table, pipeline, out: dict) -> str | None:
+    """Whether the target still refuses the expected row, tried in a savepoint rolled back.
+
+    What a CHECK or a trigger refuses cannot be rebuilt from the mapping; it is proven by asking
+    the database again, so a row quarantined as ``target_constraint`` that the target would in
+    fact take shows as missing.
+    """
+    row = {name: out[name] for name in pipeline.output_columns if name in table.c}
+    id_column = pipeline.target.id_column
+    if id_column:
+        highest = connection.execute(sa.select(sa.func.max(table.c[id_column]))).scalar()
+        row[id_column] = (highest or 0) + 1
+    savepoint = open_savepoint(connection)
+    try:
+        write_rows(connection, table, list(row), [tuple(row.values())])
+    except Exception as exc:  # noqa: BLE001 - a refusal is told apart below; the rest re-raised
+        savepoint.rollback()
+        refused = refused_by_target(exc)
+        if refused is None:
+            raise
+        return refused
+    savepoint.rollback()
+    return None
+
+
+def _map_chunk(pipeline, rows, target_connection, metadata, refused=frozenset()) -> ExpectedChunk:
     chunk = ExpectedChunk(read=len(rows))
     good, chunk.rejects = pipeline.transform_chunk(rows)
     for column in pipeline.reference_columns:
         name = column.outputs[0]
         keys = {out[name] for _raw, out in good if out[name] is not None}
-        lookup = pipeline.parent_ids(target_connection, metadata, column.references, keys)
+        lookup = pipeline.parent_ids(target_connection, metadata, column, keys)
         kept = []
         for raw, out in good:
-            if out[name] in lookup:
+            if out[name] is None:  # no reference: stays NULL
+                kept.append((raw, out))
+            elif out[name] in lookup:
                 out[name] = lookup[out[name]]
                 kept.append((raw, out))
             else:
@@ -117,5 +163,21 @@ def _map_chunk(pipeline, rows, target_connection, metadata) -> ExpectedChunk:
             raw, out = good[index]
             chunk.rejects.append(pipeline.reject(raw, *found[index], out))
         good = [pair for index, pair in enumerate(good) if index not in found]
+        kept = []
+        for raw, out in good:
+            constraint = (
+                _target_refuses(target_connection, table, pipeline, out)
+                if out["source_key"] in refused
+                else None
+            )
+            if constraint is None:
+                kept.append((raw, out))
+            else:
+                chunk.rejects.append(
+                    pipeline.reject(
+                        raw, "target_constraint", f"refused by the target: {constraint}", out
+                    )
+                )
+        good = kept
     chunk.rows = [(out["source_key"], out) for _raw, out in good]
     return chunk

@@ -60,11 +60,13 @@ def references(spec: LoadedSpec, tables: Iterable[str] | None = None) -> list[Re
             )
         for source in target.sources.values():
             for outputs, column in source.columns.items():
-                parent = spec.spec.targets.get(column.references or "")
+                parent = spec.spec.targets.get(column.parent_target or "")
                 if parent is None or parent.id_column is None:
                     continue
                 output = outputs.split(",")[0].strip()
-                found[(name, output)] = Reference(name, output, column.references, parent.id_column)
+                found[(name, output)] = Reference(
+                    name, output, column.parent_target, parent.id_column
+                )
     return [
         r
         for r in found.values()
@@ -82,7 +84,8 @@ def check_integrity(
     with engine.connect() as connection:
         for reference in checks:
             child = metadata.tables[reference.table]
-            parent = metadata.tables[reference.parent]
+            # aliased: a self-reference (a manager in the same table) must not correlate to itself
+            parent = metadata.tables[reference.parent].alias("parent")
             column = child.c[reference.column]
             orphan = sa.and_(
                 column.is_not(None),

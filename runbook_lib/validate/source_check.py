@@ -79,7 +79,12 @@ class SourceJob:
         self.columns = ["source_system"] if merge else compared_columns(pipeline)
         self.width = key_ranges.first_width(self.counts["source_rows"])
         self.rows = target_rows(
-            target, self.compared_table, pipeline.system, self.columns, chunk_size
+            target,
+            self.compared_table,
+            pipeline.system,
+            self.columns,
+            chunk_size,
+            pipeline.key_prefix,
         )
         self.expected_aggregates = (
             None if merge else aggregates.ExpectedAggregates(pipeline, self.table)
@@ -95,6 +100,7 @@ class SourceJob:
                 self.expected_aggregates.declared,
                 self.expected_aggregates.group,
                 chunk_size,
+                pipeline.key_prefix,
             )
 
     def _chunks(self, only=None):
@@ -156,6 +162,7 @@ class SourceJob:
                     numeric,
                     self.expected_aggregates.group,
                     self.chunk_size,
+                    p.key_prefix,
                 )
             checks = aggregates.compare(
                 p.target_name,
@@ -198,7 +205,7 @@ class SourceJob:
             ).all()
         )
         compared = self.compared_table
-        mine = compared.c.source_system == p.system
+        mine = p.owns(compared)
         distinct = connection.execute(
             sa.select(sa.func.count(sa.distinct(compared.c.source_key))).where(mine)
         ).scalar_one()

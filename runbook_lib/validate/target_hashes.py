@@ -24,6 +24,7 @@ from runbook_lib.db.canonical import ROW_HASH_HEX_DIGITS, SUM_MASK, key_bucket, 
 from runbook_lib.db.lookups import key_in
 from runbook_lib.db.type_rules import TYPE_RULES
 from runbook_lib.errors import UnsupportedType
+from runbook_lib.mapping.compiled import owned_by
 
 Expr = sa.ColumnElement
 Sums = dict[str, tuple[int, int]]  # key range → (rows, sum of row hashes modulo 2**64)
@@ -186,6 +187,7 @@ class TargetRows:
         system: str,
         columns: Sequence[str],
         chunk_size: int,
+        key_prefix: str = "",
     ) -> None:
         self.engine = engine
         self.table = table
@@ -193,7 +195,7 @@ class TargetRows:
         self.columns = list(columns)
         self.chunk_size = chunk_size
         self._key = table.c.source_key
-        self._where = table.c.source_system == system
+        self._where = owned_by(table, system, key_prefix)
 
     def bucket_sums(self, width: int, within: Sequence[str] = ()) -> Sums:
         """(rows, hash sum) per key range of ``width`` digits, inside the ranges ``within``."""
@@ -235,8 +237,10 @@ class TargetRows:
 class SqlTargetRows(TargetRows):
     """The same answers, computed by the database: only ranges, counts and hashes come back."""
 
-    def __init__(self, engine, table, system, columns, chunk_size, dialect: HashDialect) -> None:
-        super().__init__(engine, table, system, columns, chunk_size)
+    def __init__(
+        self, engine, table, system, columns, chunk_size, dialect: HashDialect, key_prefix: str = ""
+    ) -> None:
+        super().__init__(engine, table, system, columns, chunk_size, key_prefix)
         self.dialect = dialect
         self.method = f"in-database ({dialect.name})"
         typed = [(table.c[c], table.c[c].type) for c in self.columns]
@@ -271,7 +275,12 @@ class SqlTargetRows(TargetRows):
 
 
 def target_rows(
-    engine: sa.Engine, table: sa.Table, system: str, columns: Sequence[str], chunk_size: int
+    engine: sa.Engine,
+    table: sa.Table,
+    system: str,
+    columns: Sequence[str],
+    chunk_size: int,
+    key_prefix: str = "",
 ) -> TargetRows:
     """In-database hashing where the dialect is registered and every column has a SQL spelling."""
     dialect = HASH_DIALECTS.get(engine.dialect.name)
@@ -282,8 +291,8 @@ def target_rows(
         except UnsupportedType:
             dialect = None
     if dialect is None:
-        return TargetRows(engine, table, system, columns, chunk_size)
-    return SqlTargetRows(engine, table, system, columns, chunk_size, dialect)
+        return TargetRows(engine, table, system, columns, chunk_size, key_prefix)
+    return SqlTargetRows(engine, table, system, columns, chunk_size, dialect, key_prefix)
 
 
 class KeyRangeSet:
