@@ -320,5 +320,6 @@ def test_format_validation_error_gives_one_line_per_problem():
     assert "(found 'high')" in lines[0]
     assert lines[1] == (
         "  gates.max_unexplained: unknown field; "
-        "valid fields here: max_reject_rate, max_unexplained_differences"
+        "valid fields here: max_reject_rate, max_unexplained_differences, "
+        "max_new_check_violations"
     )

@@ -17,6 +17,7 @@ from runbook_lib.assess.duplicate_people import duplicate_findings
 from runbook_lib.assess.findings import (
     SEVERITIES,
     Finding,
+    check_findings,
     checked_columns,
     duplicate_key_finding,
     failing_predicate,
@@ -135,6 +136,8 @@ def assess_sources(
             findings += _guarded(node.pipeline, reference_findings, connection, node)
     say("matching people across systems")
     findings += duplicate_findings(spec, sources, pipelines)
+    say("running the spec's cross-table checks")
+    findings += check_findings(spec, sources)
     units, zones = amount_units(spec, profiles), time_zones(spec)
     findings += mixed_findings(spec, units, zones, row_counts)
     return AssessmentReport(

@@ -83,6 +83,8 @@ class GateParams(_Strict):
 
     max_reject_rate: Annotated[float, Field(ge=0, le=1)] = 0.05
     max_unexplained_differences: Annotated[int, Field(ge=0)] = 0
+    # violations of the spec's checks: the target has them, its sources did not
+    max_new_check_violations: Annotated[int, Field(ge=0)] = 0
 
 
 class RunbookParams(_Strict):

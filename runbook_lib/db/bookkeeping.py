@@ -1,10 +1,10 @@
 """The toolkit's own tables in a target, declared in one place.
 
-Rejects, checkpoints, snapshots, suspended foreign keys and pending self-references share one
-``MetaData``, so the trial's scratch target, rollback and validation name them from one place.
-Each is created on first use inside the target it describes; the modules that read and write
-them are ``load.quarantine``, ``load.checkpoints``, ``load.backup``, ``load.foreign_keys`` and
-``load.self_references``.
+Rejects, checkpoints, snapshots (and the id counters before them), suspended foreign keys and
+pending self-references share one ``MetaData``, so the trial's scratch target, rollback and
+validation name them from one place. Each is created on first use inside the target it
+describes; the modules that read and write them are ``load.quarantine``, ``load.checkpoints``,
+``load.backup``, ``load.foreign_keys`` and ``load.self_references``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ CHECKPOINTS_TABLE = "runbook_checkpoints"
 SNAPSHOTS_TABLE = "runbook_snapshots"
 SUSPENDED_TABLE = "runbook_suspended_keys"
 PENDING_REFERENCES_TABLE = "runbook_pending_references"
+COUNTERS_TABLE = "runbook_counters"
 
 rejects = sa.Table(
     REJECTS_TABLE,
@@ -115,3 +116,17 @@ def add_missing_columns(engine: sa.Engine, table: sa.Table) -> None:
             connection.exec_driver_sql(
                 f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
             )
+
+
+# The id counters (sequences, identities, AUTO_INCREMENT) of the snapshotted tables as they were
+# before a run's load, so a rollback puts them back (see db.sequences).
+counters_before = sa.Table(
+    COUNTERS_TABLE,
+    BOOKKEEPING,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("table_name", sa.String(64), primary_key=True),
+    sa.Column("column_name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.BigInteger),
+    sa.Column("is_called", sa.Boolean, nullable=False),
+    mysql_charset="utf8mb4",
+)

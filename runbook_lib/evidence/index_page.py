@@ -58,6 +58,7 @@ def render(data: dict[str, Any], scraps: dict[str, dict]) -> str:
         _summary(data, scraps),
         _stages(data, scraps),
         _accounting(scraps),
+        _checks(scraps),
         _rollback(scraps),
         _approval(data),
         _invocations(data),
@@ -267,7 +268,45 @@ def _accounting(scraps: dict) -> str:
         f'<section id="accounting"><h2>Accounting per source ({escape(label)})</h2>'
         "<p>Every source row is loaded, merged into a surviving record, quarantined with a rule, or "
         f'filtered by a named rule.</p><table class="grid">{head}{rows}</table>'
-        f"{_quarantine(load)}{_figure(load)}</section>"
+        f"{_quarantine(load)}{_nulled(load)}{_figure(load)}</section>"
+    )
+
+
+def _nulled(load: dict | None) -> str:
+    """Values ``on_error: "null"`` dropped while keeping their rows: counted, never silent."""
+    counts = (load or {}).get("nulled") or {}
+    if not counts:
+        return ""
+    items = "".join(
+        f"<tr><td>{escape(name)}</td><td class=num>{count:,}</td></tr>"
+        for name, count in sorted(counts.items())
+    )
+    return (
+        '<h3>Values dropped by <code>on_error: "null"</code> (rows kept)</h3>'
+        f'<table class="grid narrow"><tr><th>column:rule</th><th>values</th></tr>{items}</table>'
+    )
+
+
+def _checks(scraps: dict) -> str:
+    """The spec's cross-table checks on the target, beside the sources' own violations."""
+    validation = scraps.get("validation", {}).get("validation") or {}
+    checks = validation.get("checks") or []
+    if not checks:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(c['name'])}</td><td>{escape(c['reason'])}</td>"
+        f"<td class=num>{c['source_violations']:,}</td><td class=num>{c['target_violations']:,}</td>"
+        f"<td class=num>{c['inherited']:,}</td><td class=num>{c['new']:,}</td>"
+        f"<td>{escape(', '.join(k['key'] for k in c['new_keys']))}</td></tr>"
+        for c in checks
+    )
+    return (
+        '<section id="checks"><h2>Cross-table checks</h2><p>Violations the sources already had are '
+        "inherited; new ones are the migration's doing, and the gate "
+        f"(<code>max_new_check_violations</code> = {validation.get('max_new_check_violations', 0)}) "
+        'counts them.</p><table class="grid"><tr><th>check</th><th>reason</th><th>in the sources</th>'
+        "<th>in the target</th><th>inherited</th><th>new</th><th>new keys</th></tr>"
+        f"{rows}</table></section>"
     )
 
 

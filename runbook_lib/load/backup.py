@@ -23,11 +23,15 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from runbook_lib.db import sequences
 from runbook_lib.db.bookkeeping import (
     BOOKKEEPING,
     CHECKPOINTS_TABLE,
+    COUNTERS_TABLE,
+    PENDING_REFERENCES_TABLE,
     REJECTS_TABLE,
     SNAPSHOTS_TABLE,
+    counters_before,
     snapshots,
 )
 from runbook_lib.db.canonical import TableHasher
@@ -84,8 +88,15 @@ class _InDatabaseCopies:
     ) -> None:
         quote = engine.dialect.identifier_preparer.quote
         columns = ", ".join(quote(c.name) for c in table.columns)
+        # the snapshot's ids go back as they were, GENERATED ALWAYS identity columns included
+        overriding = (
+            " OVERRIDING SYSTEM VALUE" if sequences.always_identity(connection, table.name) else ""
+        )
         connection.execute(
-            sa.text(f"INSERT INTO {quote(table.name)} ({columns}) SELECT {columns} FROM {location}")
+            sa.text(
+                f"INSERT INTO {quote(table.name)} ({columns}){overriding} "
+                f"SELECT {columns} FROM {location}"
+            )
         )
 
     def missing(self, engine: sa.Engine, locations: dict[str, str]) -> list[str]:
@@ -208,7 +219,7 @@ def snapshot(engine: sa.Engine, tables: list[str], run_id: str) -> Snapshot:
     existing = find_snapshot(engine, run_id)
     if existing is not None:
         return existing
-    BOOKKEEPING.create_all(engine, tables=[snapshots])
+    BOOKKEEPING.create_all(engine, tables=[snapshots, counters_before])
     metadata = sa.MetaData()
     metadata.reflect(engine, only=tables)
     strategy = _strategy_for(engine)
@@ -217,6 +228,22 @@ def snapshot(engine: sa.Engine, tables: list[str], run_id: str) -> Snapshot:
         for name in tables:
             rows[name], digests[name] = table_digest(connection, metadata.tables[name])
         locations = strategy.take(engine, connection, run_id, tables)
+        # recorded after the copy: SQLite's backup API waits forever on its own pending write
+        states = [state for name in tables for state in sequences.counters(connection, name)]
+        if states:
+            connection.execute(
+                counters_before.insert(),
+                [
+                    {
+                        "run_id": run_id,
+                        "table_name": s.table,
+                        "column_name": s.column,
+                        "value": s.value,
+                        "is_called": s.is_called,
+                    }
+                    for s in states
+                ],
+            )
         taken_at = datetime.now(UTC).isoformat(timespec="seconds")
         connection.execute(
             snapshots.insert(),
@@ -253,6 +280,7 @@ class RestoreReport:
     actual: dict[str, str]
     rows: dict[str, int]
     rejects_removed: int
+    counters: tuple[sequences.Counter, ...] = ()  # id counters put back to their pre-load state
 
     @property
     def mismatched(self) -> list[str]:
@@ -277,6 +305,7 @@ class RestoreReport:
                 for t in self.expected
             ],
             "rejects_removed": self.rejects_removed,
+            "counters_restored": [c.to_dict() for c in self.counters],
         }
 
     def render(self) -> str:
@@ -286,6 +315,7 @@ class RestoreReport:
             lines.append(
                 f"  {t:<16} {self.rows.get(t, 0):>9,} rows  {self.actual.get(t, '')[:16]}…  {mark}"
             )
+        lines += [f"  id counter {c.table}.{c.column} back to {c.value}" for c in self.counters]
         lines.append(
             "restored exactly" if self.passed else f"NOT restored: {', '.join(self.mismatched)}"
         )
@@ -299,6 +329,23 @@ class RestoreReport:
                 hint="the snapshot copies are kept: compare the differing tables with them (see the "
                 "rollback notebook) before writing anything else to this target",
             )
+
+
+def _restore_counters(
+    connection: sa.Connection, run_id: str, present: set[str]
+) -> list[sequences.Counter]:
+    """Every id counter back to its state before the run's load (as the snapshot recorded it)."""
+    if COUNTERS_TABLE not in present:
+        return []
+    recorded = connection.execute(
+        sa.select(counters_before).where(counters_before.c.run_id == run_id)
+    ).all()
+    states = [
+        sequences.Counter(r.table_name, r.column_name, r.value, bool(r.is_called)) for r in recorded
+    ]
+    for state in states:
+        sequences.restore(connection, state)
+    return states
 
 
 def restore(engine: sa.Engine, snap: Snapshot) -> RestoreReport:
@@ -330,7 +377,8 @@ def restore(engine: sa.Engine, snap: Snapshot) -> RestoreReport:
                 strategy.restore(engine, connection, metadata.tables[name], snap.locations[name])
             # a load killed while the foreign keys were suspended: they come back with the data
             foreign_keys.reinstate(connection, snap.run_id)
-            for bookkeeping in (REJECTS_TABLE, CHECKPOINTS_TABLE):
+            counters = _restore_counters(connection, snap.run_id, present)
+            for bookkeeping in (REJECTS_TABLE, CHECKPOINTS_TABLE, PENDING_REFERENCES_TABLE):
                 if bookkeeping in present:
                     removed = connection.execute(
                         sa.text(f"DELETE FROM {bookkeeping} WHERE run_id = :run_id"),
@@ -349,6 +397,7 @@ def restore(engine: sa.Engine, snap: Snapshot) -> RestoreReport:
                 connection.commit()
     return RestoreReport(
         run_id=snap.run_id,
+        counters=tuple(counters),
         expected=dict(snap.sha256),
         actual=actual,
         rows=rows,

@@ -16,6 +16,7 @@ from itertools import groupby
 
 import sqlalchemy as sa
 
+from runbook_lib.db import sequences
 from runbook_lib.db.bookkeeping import REJECTS_TABLE
 from runbook_lib.db.constraints import chunk_checker
 from runbook_lib.db.lookups import begin_lookups, refresh_statistics
@@ -46,6 +47,8 @@ class SourceLoadResult:
     quarantined: dict[str, int]
     filtered: dict[str, int]
     seconds: float
+    # values on_error "null" dropped in rows that were loaded, by "column:rule"
+    nulled: dict[str, int] = field(default_factory=dict)
 
     @property
     def quarantined_total(self) -> int:
@@ -70,6 +73,7 @@ class SourceLoadResult:
             "filtered_by_rule": dict(self.filtered),
             "balanced": self.balanced,
             "seconds": round(self.seconds, 3),
+            "nulled_by_column_rule": dict(self.nulled),
         }
 
 
@@ -83,6 +87,9 @@ class LoadReport:
     sample_percent: int | None
     max_reject_rate: float
     results: tuple[SourceLoadResult, ...] = field(default_factory=tuple)
+    counters: tuple[
+        dict, ...
+    ] = ()  # id counters set past the loaded ids: table, column, before, after
 
     @property
     def source_rows(self) -> int:
@@ -114,6 +121,8 @@ class LoadReport:
             "reject_rate": round(self.reject_rate, 6),
             "max_reject_rate": self.max_reject_rate,
             "passed": self.passed,
+            "nulled": _summed(r.nulled for r in self.results),
+            "counters": list(self.counters),
             "tables": [r.to_dict() for r in self.results],
         }
 
@@ -125,6 +134,15 @@ class LoadReport:
                 f"{r.source_system + '.' + r.source_table:<28} {r.target_table:<14} {r.source_rows:>9,} "
                 f"{r.loaded:>9,} {r.merged:>7,} {r.quarantined_total:>6,} {sum(r.filtered.values()):>6,}  "
                 f"{'yes' if r.balanced else 'NO'}"
+            )
+        nulled = _summed(r.nulled for r in self.results)
+        if nulled:
+            shown = ", ".join(f"{name} {count:,}" for name, count in sorted(nulled.items()))
+            lines.append(f"values dropped by on_error null (rows kept): {shown}")
+        for counter in self.counters:
+            lines.append(
+                f"id counter {counter['table']}.{counter['column']}: {counter['before']} → "
+                f"{counter['after']} (the next id follows the loaded ones)"
             )
         lines.append(
             f"reject rate {self.reject_rate:.3%} (gate {self.max_reject_rate:.3%}): "
@@ -146,6 +164,14 @@ class LoadReport:
                 f"({self.reject_rate:.3%}), above the gate of {self.max_reject_rate:.3%}",
                 hint="triage the rejects by rule, fix the source or the spec, then roll back and re-run",
             )
+
+
+def _summed(counts) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for found in counts:
+        for name, count in found.items():
+            total[name] = total.get(name, 0) + count
+    return total
 
 
 def refuse_non_empty_target(engine: sa.Engine, tables: Iterable[str]) -> None:
@@ -236,6 +262,7 @@ def load(
         raise
     with target.begin() as connection:  # after the statistics: validating a key plans a join
         foreign_keys.reinstate(connection, run_id)
+        counters = set_counters_past_highest(connection, spec.touched_tables())
     return LoadReport(
         mode=mode,
         run_id=run_id,
@@ -243,7 +270,27 @@ def load(
         sample_percent=sample_percent,
         max_reject_rate=max_reject_rate,
         results=tuple(results.values()),
+        counters=tuple(counters),
     )
+
+
+def set_counters_past_highest(connection: sa.Connection, tables: list[str]) -> list[dict]:
+    """Every id counter of the loaded tables past its highest id; what changed, for evidence.
+
+    The application's first INSERT after the cut-over must not collide with a loaded row.
+    """
+    changed = []
+    for table in tables:
+        for before, after in sequences.set_past_highest(connection, table):
+            changed.append(
+                {
+                    "table": table,
+                    "column": before.column,
+                    "before": before.value,
+                    "after": after.value,
+                }
+            )
+    return changed
 
 
 def _checkpoint_key(pipeline: CompiledSource, run_id: str, mode: str) -> checkpoints.CheckpointKey:
@@ -307,6 +354,7 @@ def _load_source(
         quarantined=dict(state.quarantined),
         filtered=filtered,
         seconds=state.seconds,
+        nulled=dict(state.nulled),
     )
 
 

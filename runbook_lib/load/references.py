@@ -22,9 +22,16 @@ def resolve_references(
     metadata: sa.MetaData,
     batch: ColumnBatch,
     rejects: list[Reject],
+    *,
+    deferred_too: bool = False,
 ) -> ColumnBatch:
-    """Parent source keys replaced by parent target ids; a row without its parent is an orphan."""
-    for column in pipeline.immediate_references:
+    """Parent source keys replaced by parent target ids; a row without its parent is an orphan.
+
+    ``deferred_too`` also resolves references into the row's own target now (a sync's changed
+    rows: their parents are in the target already).
+    """
+    columns = pipeline.reference_columns if deferred_too else pipeline.immediate_references
+    for column in columns:
         name = column.outputs[0]
         parent_keys = batch.columns[name]
         lookup = pipeline.parent_ids(connection, metadata, column, set(parent_keys) - {None})

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from itertools import groupby
 
 import sqlalchemy as sa
 
@@ -24,8 +25,8 @@ from runbook_lib.db.lookups import key_in, refresh_statistics
 from runbook_lib.db.type_rules import type_family
 from runbook_lib.db.writes import adapt_rows, write_dicts
 from runbook_lib.errors import GateFailedError
-from runbook_lib.load import checkpoints
-from runbook_lib.load.loader import IdSequence, stream_source
+from runbook_lib.load import checkpoints, self_references
+from runbook_lib.load.loader import IdSequence, set_counters_past_highest, stream_source
 from runbook_lib.load.quarantine import ensure_rejects_table, write_rejects
 from runbook_lib.load.references import resolve_references
 from runbook_lib.mapping.compiled import (
@@ -72,6 +73,7 @@ class SyncReport:
     target: str
     max_reject_rate: float
     results: tuple[SourceSyncResult, ...] = ()
+    counters: tuple[dict, ...] = ()  # id counters set past the synced ids
 
     @property
     def applied(self) -> int:
@@ -105,6 +107,7 @@ class SyncReport:
             "reject_rate": round(self.reject_rate, 6),
             "max_reject_rate": self.max_reject_rate,
             "passed": self.passed,
+            "counters": list(self.counters),
             "tables": [r.to_dict() for r in self.results],
         }
 
@@ -153,25 +156,37 @@ def sync(
     """Apply source changes since the last load or sync of every source that declares a watermark."""
     ensure_rejects_table(target)
     checkpoints.ensure_checkpoints_table(target)
+    self_references.ensure_table(target)
     metadata = sa.MetaData()
     metadata.reflect(
         target, only=[*spec.touched_tables(), REJECTS_TABLE, checkpoints.CHECKPOINTS_TABLE]
     )
-    results = [
-        _sync_source(
-            p,
-            sources[p.system],
-            target,
-            metadata,
-            run_id=run_id,
-            chunk_size=chunk_size,
-            progress=progress,
-        )
-        for p in ordered_sources(spec)
-    ]
+    results = []
+    for _target_name, group in groupby(ordered_sources(spec), key=lambda p: p.target_name):
+        own = list(group)
+        results += [
+            _sync_source(
+                p,
+                sources[p.system],
+                target,
+                metadata,
+                run_id=run_id,
+                chunk_size=chunk_size,
+                progress=progress,
+            )
+            for p in own
+        ]
+        if any(p.deferred_references for p in own):
+            self_references.resolve(target, sources, metadata, own, run_id=run_id, mode="sync")
     refresh_statistics(target, spec.touched_tables())
+    with target.begin() as connection:
+        counters = set_counters_past_highest(connection, spec.touched_tables())
     return SyncReport(
-        run_id=run_id, target=target_label, max_reject_rate=max_reject_rate, results=tuple(results)
+        run_id=run_id,
+        target=target_label,
+        max_reject_rate=max_reject_rate,
+        results=tuple(results),
+        counters=tuple(counters),
     )
 
 
@@ -289,7 +304,9 @@ def _upsert_changed(
             marks = [row[-1] for row in partition]
             batch, rejects = pipeline.transform_batch([tuple(row[:-1]) for row in partition])
             with target.begin() as connection:
-                batch = resolve_references(connection, pipeline, metadata, batch, rejects)
+                batch = resolve_references(
+                    connection, pipeline, metadata, batch, rejects, deferred_too=True
+                )
                 rows = [out for _raw, out in batch.pairs()]
                 existing = set()
                 for condition in key_in(

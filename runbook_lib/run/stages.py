@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from runbook_lib.assess.assessment import AssessmentReport, assess_sources
-from runbook_lib.db.bookkeeping import CHECKPOINTS_TABLE, REJECTS_TABLE, SUSPENDED_TABLE
+from runbook_lib.db.bookkeeping import BOOKKEEPING
+from runbook_lib.db.schema_copy import copy_tables
 from runbook_lib.errors import ApprovalRequiredError, GateFailedError, RunbookError
 from runbook_lib.evidence.approvals import Approval, check_approval
 from runbook_lib.load import backup, loader, sync
@@ -73,6 +74,8 @@ class TrialResult:
 
     load: loader.LoadReport
     validation: ValidationReport
+    # what the scratch target could not take over from the target (another dialect's CHECKs)
+    scratch_notes: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -83,36 +86,37 @@ class TrialResult:
             "passed": self.passed,
             "load": self.load.to_dict(),
             "validation": self.validation.to_dict(),
+            "scratch_target_notes": list(self.scratch_notes),
         }
 
     def render(self) -> str:
-        return f"{self.load.render()}\n\n{self.validation.render()}"
+        notes = "".join(f"\nnot on the trial target: {note}" for note in self.scratch_notes)
+        return f"{self.load.render()}\n\n{self.validation.render()}{notes}"
 
     def raise_if_failed(self) -> None:
         self.load.raise_if_failed()
         self.validation.raise_if_failed()
 
 
-def reset_scratch_target(ctx: StageContext) -> None:
-    """Give the trial target empty copies of the tables a load touches (same DDL as the target)."""
-    tables = ctx.spec.touched_tables()
-    schema = sa.MetaData()
-    schema.reflect(ctx.target_engine(), only=tables)
+def reset_scratch_target(ctx: StageContext) -> list[str]:
+    """Give the trial target empty copies of the tables a load touches (the target's own DDL).
+
+    Returns what the copy could not carry over (another dialect's CHECK text, for one).
+    """
     scratch = ctx.trial_engine()
     present = set(sa.inspect(scratch).get_table_names())
+    quote = scratch.dialect.identifier_preparer.quote
     with scratch.begin() as connection:
-        for name in [REJECTS_TABLE, CHECKPOINTS_TABLE, SUSPENDED_TABLE, *reversed(tables)]:
+        for name in BOOKKEEPING.tables:
             if name in present:
-                connection.execute(
-                    sa.text(f"DROP TABLE {scratch.dialect.identifier_preparer.quote(name)}")
-                )
-    schema.create_all(scratch)
+                connection.execute(sa.text(f"DROP TABLE {quote(name)}"))
+    return copy_tables(ctx.target_engine(), ctx.spec.touched_tables(), scratch)
 
 
 def trial(ctx: StageContext) -> TrialResult:
     """Load a deterministic, referentially whole sample into the scratch target and validate it."""
     _require_approved_spec(ctx)
-    reset_scratch_target(ctx)
+    notes = reset_scratch_target(ctx)
     settings = ctx.params.model
     percent = settings.trial.sample_percent
     report = loader.load(
@@ -140,8 +144,9 @@ def trial(ctx: StageContext) -> TrialResult:
         max_reject_rate=settings.gates.max_reject_rate,
         progress=progress_callback(ctx.interactive),
         masker=ctx.masker,
+        max_new_check_violations=settings.gates.max_new_check_violations,
     )
-    return TrialResult(report, validation)
+    return TrialResult(report, validation, tuple(notes))
 
 
 def backup_target(ctx: StageContext) -> backup.Snapshot:
@@ -200,6 +205,7 @@ def validation(ctx: StageContext) -> ValidationReport:
         max_reject_rate=settings.gates.max_reject_rate,
         progress=progress_callback(ctx.interactive),
         masker=ctx.masker,
+        max_new_check_violations=settings.gates.max_new_check_violations,
     )
 
 

@@ -10,6 +10,7 @@ rebuilding a few key ranges costs a read of the source, not a second mapping of 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -30,6 +31,8 @@ class ExpectedChunk:
     rows: list[tuple[str, dict]] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     read: int = 0
+    # values on_error "null" dropped in the rows kept, by "column:rule"
+    nulled: Counter = field(default_factory=Counter)
 
 
 def compared_columns(pipeline: CompiledSource) -> list[str]:
@@ -138,7 +141,8 @@ def _target_refuses(connection: sa.Connection, table: sa.Table, pipeline, out: d
 
 def _map_chunk(pipeline, rows, target_connection, metadata, refused=frozenset()) -> ExpectedChunk:
     chunk = ExpectedChunk(read=len(rows))
-    good, chunk.rejects = pipeline.transform_chunk(rows)
+    dropped: dict[str, list[str]] = {}
+    good, chunk.rejects = pipeline.transform_chunk(rows, dropped)
     for column in pipeline.reference_columns:
         name = column.outputs[0]
         keys = {out[name] for _raw, out in good if out[name] is not None}
@@ -180,4 +184,6 @@ def _map_chunk(pipeline, rows, target_connection, metadata, refused=frozenset())
                 )
         good = kept
     chunk.rows = [(out["source_key"], out) for _raw, out in good]
+    for key, _out in chunk.rows:
+        chunk.nulled.update(dropped.get(key, ()))
     return chunk

@@ -15,6 +15,7 @@ from runbook_lib.db.canonical import canonical
 from runbook_lib.errors import GateFailedError
 from runbook_lib.validate.aggregates import AggregateCheck
 from runbook_lib.validate.integrity import OrphanCheck
+from runbook_lib.validate.invariants import InvariantResult
 
 MAX_LISTED_DIFFERENCES = 50
 KINDS = ("missing", "extra", "changed", "duplicate")
@@ -75,6 +76,8 @@ class TableCheck:
     by_kind: tuple[tuple[str, int], ...] = ()
     changed_columns: tuple[tuple[str, int], ...] = ()
     comparison: dict = field(default_factory=dict)
+    # values on_error "null" drops in the rows the mapping keeps, by "column:rule" (rebuilt)
+    nulled: tuple[tuple[str, int], ...] = ()
 
     @property
     def label(self) -> str:
@@ -111,6 +114,7 @@ class TableCheck:
             "changed_columns": dict(self.changed_columns),
             "difference_keys": [d.to_dict() for d in self.differences],
             "comparison": dict(self.comparison),
+            "nulled_by_column_rule": dict(self.nulled),
         }
 
 
@@ -151,6 +155,8 @@ class ValidationReport:
     max_reject_rate: float | None = None
     seconds: float = 0.0
     workers: int = 1
+    checks: tuple[InvariantResult, ...] = ()
+    max_new_check_violations: int = 0
 
     @property
     def differences(self) -> int:
@@ -207,6 +213,13 @@ class ValidationReport:
             reasons.append(
                 f"reject rate {self.reject_rate:.3%} above the gate of {self.max_reject_rate:.3%}"
             )
+        new = sum(c.new_count for c in self.checks)
+        if new > self.max_new_check_violations:
+            broken = ", ".join(f"{c.name} ({c.new_count:,})" for c in self.checks if c.new_count)
+            reasons.append(
+                f"{new:,} new check violation(s) the sources did not have: {broken}, gate "
+                f"{self.max_new_check_violations:,}"
+            )
         return reasons
 
     @property
@@ -239,6 +252,9 @@ class ValidationReport:
             "integrity": [c.to_dict() for c in self.integrity],
             "seconds": round(self.seconds, 3),
             "workers": self.workers,
+            "checks": [c.to_dict() for c in self.checks],
+            "max_new_check_violations": self.max_new_check_violations,
+            "nulled": _summed(t.nulled for t in self.tables),
         }
 
     def render(self) -> str:
@@ -298,6 +314,11 @@ class ValidationReport:
                     f"    {r.table}.{r.column} → {r.parent}: {c.orphans:,} orphan(s) "
                     f"{', '.join(c.sample_keys)}"
                 )
+        lines += [c.render() for c in self.checks]
+        nulled = _summed(t.nulled for t in self.tables)
+        if nulled:
+            shown = ", ".join(f"{name} {count:,}" for name, count in sorted(nulled.items()))
+            lines.append(f"values dropped by on_error null (rows kept): {shown}")
         gate = "" if self.max_reject_rate is None else f" (gate {self.max_reject_rate:.3%})"
         lines.append(f"reject rate {self.reject_rate:.3%}{gate}")
         verdict = "PASSED" if self.passed else "FAILED"
@@ -311,6 +332,14 @@ class ValidationReport:
                 "validation failed: " + "; ".join(self.failures),
                 hint="see the difference keys and the dashboard in the validation notebook",
             )
+
+
+def _summed(counts) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for pairs in counts:
+        for name, count in dict(pairs).items():
+            total[name] = total.get(name, 0) + count
+    return total
 
 
 # --- validate --------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ class SourceResult:
     distinct_target_keys: int
     aggregates: list[aggregates.AggregateCheck]
     extra_rows: list[str] = field(default_factory=list)
+    nulled: Counter = field(default_factory=Counter)
 
 
 class SourceJob:
@@ -127,6 +128,7 @@ class SourceJob:
         p = self.pipeline
         expected = key_ranges.KeyRanges(self.width)
         rejects: Counter = Counter()
+        nulled: Counter = Counter()
         read = 0
         total = self.counts["source_rows"] - sum(
             v for k, v in self.counts.items() if k.startswith("filtered:")
@@ -137,6 +139,7 @@ class SourceJob:
                     expected.add(key, row_hash(key, tuple(out[name] for name in self.columns)))
                     if self.expected_aggregates is not None:
                         self.expected_aggregates.add(out)
+                nulled.update(chunk.nulled)
                 for reject in chunk.rejects:
                     rejects[reject.rule] += 1
                     if self.expected_aggregates is not None:
@@ -185,6 +188,7 @@ class SourceJob:
             distinct_target_keys=distinct,
             aggregates=checks,
             extra_rows=extra,
+            nulled=nulled,
         )
 
     def _target_counts(self, connection: sa.Connection) -> tuple[int, int, dict[str, int], int]:

@@ -35,6 +35,7 @@ from runbook_lib.mapping.model import LoadedSpec
 from runbook_lib.privacy.masking import EvidenceMasker
 from runbook_lib.stage_table import RowProgress
 from runbook_lib.validate import integrity, key_ranges, source_check
+from runbook_lib.validate.invariants import check_invariants
 from runbook_lib.validate.report import (
     KINDS,
     MAX_LISTED_DIFFERENCES,
@@ -70,13 +71,16 @@ def validate(
     progress: RowProgress | None = None,
     workers: int | None = None,
     masker: EvidenceMasker | None = None,
+    max_new_check_violations: int = 0,
 ) -> ValidationReport:
     """Check every source of every target table (trial: pass the trial's ``sample_percent``).
 
     ``tables`` limits validation to some target tables; ``max_reject_rate`` adds the reject-rate
     gate, computed from the reject table and the source counts; ``workers`` processes map the
     sources in parallel (default: one per core when the sources are large, see ``source_check``);
-    ``masker`` shows the values of differing rows (default: classified by column name).
+    ``masker`` shows the values of differing rows (default: classified by column name); the
+    spec's ``checks:`` run on the whole target (not when ``tables`` limits it), their new
+    violations gated by ``max_new_check_violations``.
     """
     started = time.perf_counter()
     chosen = _chosen_tables(spec, tables)
@@ -123,6 +127,8 @@ def validate(
         max_reject_rate=max_reject_rate,
         seconds=time.perf_counter() - started,
         workers=workers,
+        checks=tuple(check_invariants(spec, sources, target)) if tables is None else (),
+        max_new_check_violations=max_new_check_violations,
     )
 
 
@@ -217,6 +223,7 @@ def _table_checks(
                 by_kind=tuple((k, kinds[k]) for k in KINDS if kinds[k]),
                 changed_columns=tuple(sorted(changed.items())),
                 comparison=r.comparison.to_dict(),
+                nulled=tuple(sorted(r.nulled.items())),
             )
         )
     return checks
