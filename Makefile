@@ -57,5 +57,11 @@ format: $(STAMP)
 	$(BIN)/ruff format runbook_lib runbook_demo tests bench
 	$(BIN)/ruff check --fix runbook_lib runbook_demo tests bench
 
+# Caches and build leftovers only. Never work/ (the environments' SQLite targets and backups) nor
+# outputs/ (evidence, chained in each env's ledger). To start the demo afresh, rebuild its own
+# databases: `runbook demo-data --env dev` (it drops and recreates the demo's sources and target);
+# a new run then gets its own folder under outputs/dev/ beside the earlier ones.
 clean:
-	rm -rf work outputs/dev outputs/ci
+	find . -path ./.venv -prune -o -path ./work -prune -o -path ./outputs -prune \
+		-o -type d -name __pycache__ -print0 | xargs -0 rm -rf
+	rm -rf .pytest_cache .ruff_cache .hypothesis build *.egg-info

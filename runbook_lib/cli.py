@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from runbook_lib.config.params import ENVIRONMENTS, find_project_root
+from runbook_lib.config.params import check_env_name, find_project_root
 from runbook_lib.errors import (
     EXIT_EVIDENCE,
     EXIT_INTERNAL,
@@ -151,6 +151,14 @@ def _demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _env_name(text: str) -> str:
+    """``--env``: any name with a params file, ``params/<env>.yaml`` (checked when it is read)."""
+    try:
+        return check_env_name(text)
+    except RunbookError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line: one sub-command per verb."""
     parser = argparse.ArgumentParser(prog="runbook", description=__doc__.splitlines()[0])
@@ -162,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run", help="execute runbook stages with papermill into outputs/<env>/<run_id>/"
     )
-    run.add_argument("--env", required=True, choices=ENVIRONMENTS)
+    run.add_argument("--env", required=True, type=_env_name)
     run.add_argument(
         "--stages", help="comma-separated subset, e.g. trial,full_load (default: all but rollback)"
     )
@@ -178,17 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
         "sync",
         help="apply what changed at the sources since the last load (incremental full-load stage)",
     )
-    sync.add_argument("--env", required=True, choices=ENVIRONMENTS)
+    sync.add_argument("--env", required=True, type=_env_name)
     sync.set_defaults(handler=_sync)
 
     status = commands.add_parser("status", help="list runs and their outcome")
-    status.add_argument("--env", choices=ENVIRONMENTS)
+    status.add_argument("--env", type=_env_name)
     status.set_defaults(handler=_status)
 
     rollback = commands.add_parser(
         "rollback", help="restore the target to its state before a run's load"
     )
-    rollback.add_argument("--env", required=True, choices=ENVIRONMENTS)
+    rollback.add_argument("--env", required=True, type=_env_name)
     rollback.add_argument("--run-id", required=True)
     rollback.set_defaults(handler=_rollback)
 
@@ -196,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         "approve",
         help="approve a run's trial evidence and mapping spec (needed where requires_approval)",
     )
-    approve.add_argument("--env", required=True, choices=ENVIRONMENTS)
+    approve.add_argument("--env", required=True, type=_env_name)
     approve.add_argument("--run-id", required=True)
     approve.add_argument("--operator", required=True, help="who approves (recorded by name)")
     approve.set_defaults(handler=_approve)
@@ -215,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo-data", help="build the demo legacy sources and an empty target"
     )
-    demo.add_argument("--env", required=True, choices=ENVIRONMENTS)
+    demo.add_argument("--env", required=True, type=_env_name)
     demo.add_argument("--orders", type=int, help="override params demo.orders")
     demo.set_defaults(handler=_demo_data)
     return parser

@@ -54,6 +54,36 @@ def test_status_without_runs_says_so(project):
     assert result.returncode == 0 and "no runs yet" in result.stdout
 
 
+def test_a_new_environment_is_a_params_file_of_its_name_and_every_command_takes_it(project):
+    data = yaml.safe_load((project / "params" / "ci.yaml").read_text())
+    data.update(env="uat-2", work_dir="work/uat-2")
+    for connection in [*data["sources"].values(), data["target"], data["trial_target"]]:
+        connection["url"] = connection["url"].replace("work/ci/", "work/uat-2/")
+    (project / "params" / "uat-2.yaml").write_text(yaml.safe_dump(data))
+    built = runbook(project, "demo-data", "--env", "uat-2")
+    assert built.returncode == 0, built.stderr
+    assert (project / "work" / "uat-2" / "target.db").is_file()
+    assert not (project / "work" / "ci").exists()  # the demo's own ci files are left alone
+    status = runbook(project, "status", "--env", "uat-2")
+    assert status.returncode == 0 and "no runs yet for env uat-2" in status.stdout
+
+
+@pytest.mark.parametrize("name", ["../ci", "Prod"])
+def test_an_unsafe_environment_name_exits_two_saying_what_a_name_is(project, name):
+    result = runbook(project, "run", "--env", name)
+    assert result.returncode == 2
+    assert f"{name!r} is not an environment name" in result.stderr
+    assert "lower-case letters, digits" in result.stderr
+    assert not (project / "outputs").exists()
+
+
+def test_an_environment_without_a_params_file_lists_those_there_are(project):
+    result = runbook(project, "sync", "--env", "qa")
+    assert result.returncode == 2
+    assert "unknown environment 'qa': there is no params/qa.yaml" in result.stderr
+    assert "environments here: ci, dev, prod, staging" in result.stderr
+
+
 @pytest.mark.notebooks
 def test_failed_stage_stops_the_run_exits_one_and_is_recorded(project):
     assert runbook(project, "demo-data", "--env", "ci").returncode == 0

@@ -102,3 +102,38 @@ def test_a_notebook_opens_its_own_stage_and_glues_exactly_what_the_stage_table_d
     assert re.findall(r'open_stage\("(\w+)"', source) == [stage.name]
     assert sorted(re.findall(r'ctx\.glue\("(\w+)"', source)) == sorted(stage.glues)
     assert "scrapbook" not in source and "import glue" not in source
+
+
+def test_make_clean_removes_caches_and_build_junk_but_never_a_target_or_evidence(tmp_path):
+    import shutil
+    import subprocess
+
+    shutil.copy(REPO / "Makefile", tmp_path / "Makefile")
+    kept = [
+        "work/dev/target.db",
+        "work/ci/legacy_a.db",
+        "work/hr/target.db",
+        "outputs/dev/ledger.jsonl",
+        "outputs/ci/20260101T000000Z-abcdef/manifest.json",
+        "outputs/prod/20260101T000000Z-abcdef/03_full_load.ipynb",
+        ".venv/lib/site.py",
+        ".venv/lib/__pycache__/site.cpython-311.pyc",
+        "params/dev.yaml",
+        "notebooks/.ipynb_checkpoints/00_assessment-checkpoint.ipynb",
+    ]
+    junk = [
+        "runbook_lib/__pycache__/cli.cpython-311.pyc",
+        "tests/__pycache__/conftest.cpython-311.pyc",
+        ".pytest_cache/v/cache/lastfailed",
+        ".ruff_cache/content",
+        ".hypothesis/examples/x",
+        "runbook_migration.egg-info/PKG-INFO",
+        "build/lib/x.py",
+    ]
+    for name in kept + junk:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    subprocess.run(["make", "clean"], cwd=tmp_path, check=True, capture_output=True)
+    assert [name for name in kept if not (tmp_path / name).is_file()] == []
+    assert [name for name in junk if (tmp_path / name).exists()] == []
+    assert not (tmp_path / "runbook_lib" / "__pycache__").exists()

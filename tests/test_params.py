@@ -13,7 +13,6 @@ import yaml
 from pydantic import ValidationError
 
 from runbook_lib.config.params import (
-    ENVIRONMENTS,
     ConnectionParams,
     RunbookParams,
     format_validation_error,
@@ -22,6 +21,7 @@ from runbook_lib.config.params import (
 from runbook_lib.errors import ParamsError, RunbookError
 
 REPO = Path(__file__).resolve().parent.parent
+SHIPPED = ("dev", "ci", "staging", "prod")
 SECRET = "s3cr3tPW-do-not-print"
 
 
@@ -43,7 +43,7 @@ def error_of(env: str = "dev") -> ParamsError:
 # The shipped files
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("env", SHIPPED)
 def test_each_shipped_params_file_validates_and_names_its_environment(project, env):
     loaded = load_params(env)
 
@@ -55,7 +55,7 @@ def test_each_shipped_params_file_validates_and_names_its_environment(project, e
 
 
 def test_only_prod_requires_an_approval_and_takes_every_url_from_the_environment(project):
-    loaded = {env: load_params(env) for env in ENVIRONMENTS}
+    loaded = {env: load_params(env) for env in SHIPPED}
 
     assert [env for env, params in loaded.items() if params.requires_approval] == ["prod"]
     prod = loaded["prod"]
@@ -272,19 +272,70 @@ def test_a_yaml_list_instead_of_a_mapping_is_refused(project):
 
 
 def test_missing_params_file_is_named(project):
-    (project / "params" / "dev.yaml").unlink()
+    path = project / "params" / "dev.yaml"
+    path.unlink()
 
-    error = error_of()
+    with pytest.raises(ParamsError) as info:
+        load_params(path=path)
 
-    assert str(error) == "params/dev.yaml: params file not found"
-    assert isinstance(error.__cause__, FileNotFoundError)
+    assert str(info.value) == "params/dev.yaml: params file not found"
+    assert isinstance(info.value.__cause__, FileNotFoundError)
 
 
 def test_unknown_environment_lists_the_known_ones(project):
     error = error_of("qa")
 
-    assert error.message == "unknown environment 'qa'"
-    assert error.hint == "use one of dev, ci, staging, prod"
+    assert error.message == "unknown environment 'qa': there is no params/qa.yaml"
+    assert error.hint == (
+        "environments here: ci, dev, prod, staging; for a new one, copy one of their files "
+        "to params/qa.yaml and set its 'env: qa'"
+    )
+
+
+def write_env(project, name: str, mutate=lambda data: None) -> Path:
+    """``params/<name>.yaml``: the shipped ci file for environment ``name``, changed by ``mutate``."""
+    data = yaml.safe_load((project / "params" / "ci.yaml").read_text(encoding="utf-8"))
+    data["env"] = name
+    mutate(data)
+    path = project / "params" / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("name", ["hr", "uat-2", "client_acme", "q4"])
+def test_any_safely_named_environment_is_the_params_file_of_that_name(project, name):
+    path = write_env(project, name)
+
+    loaded = load_params(name)
+
+    assert loaded.env == name
+    assert loaded.path == path.resolve()
+
+
+@pytest.mark.parametrize("name", ["../ci", "ci/../dev", "Prod", "uat 2", "-x", "", "a" * 33, "ci."])
+def test_an_environment_name_that_is_not_safe_as_a_folder_is_refused(project, name):
+    error = error_of(name)
+
+    assert error.exit_code == 2
+    assert error.message == f"{name!r} is not an environment name"
+    assert "lower-case letters, digits, '-' and '_'" in error.hint
+
+
+def test_the_env_field_of_a_new_environment_must_be_its_file_name(project):
+    path = write_env(project, "uat")
+    path.write_text(path.read_text().replace("env: uat", "env: ci"))
+
+    message = str(error_of("uat"))
+
+    assert message == "params/uat.yaml: field 'env' is 'ci', expected 'uat' (the file's name)"
+
+
+def test_an_unsafe_env_field_is_named_with_the_pattern(project):
+    write_env(project, "uat", lambda data: data.update(env="UAT/1"))
+
+    message = str(error_of("uat"))
+
+    assert "params/uat.yaml: invalid parameters:\n  env: String should match pattern" in message
 
 
 def test_params_errors_are_user_errors_with_exit_code_two(project):

@@ -7,6 +7,7 @@ params file can be committed and printed without leaking a secret.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -17,7 +18,13 @@ from sqlalchemy.engine import make_url
 from runbook_lib.errors import ParamsError
 from runbook_lib.privacy.scrub import redact_text
 
-ENVIRONMENTS = ("dev", "ci", "staging", "prod")
+# An environment names a params file, an evidence folder (outputs/<env>/) and, by convention, a
+# work folder: lower case (one spelling on case-insensitive file systems), no dots or slashes.
+ENV_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
+ENV_NAME_RULE = (
+    "an environment name is 1 to 32 lower-case letters, digits, '-' and '_', starting with a "
+    "letter (it names params/<env>.yaml and outputs/<env>/)"
+)
 ENV_VAR_NAME = r"^[A-Z_][A-Z0-9_]*$"
 
 
@@ -90,7 +97,7 @@ class GateParams(_Strict):
 class RunbookParams(_Strict):
     """Everything one environment's run needs; secrets only by environment variable name."""
 
-    env: Literal["dev", "ci", "staging", "prod"]
+    env: Annotated[str, Field(pattern=ENV_NAME)]
     description: str = ""
     operator: str | None = None
     requires_approval: bool = False
@@ -153,6 +160,19 @@ def find_project_root(start: Path | None = None) -> Path:
     )
 
 
+def check_env_name(env: str) -> str:
+    """``env`` if it is a safe environment name; a ``ParamsError`` saying what one is otherwise."""
+    if not re.fullmatch(ENV_NAME, env):
+        raise ParamsError(f"{env!r} is not an environment name", hint=ENV_NAME_RULE)
+    return env
+
+
+def environments(project_root: Path) -> list[str]:
+    """The environments of a project: every ``params/<env>.yaml`` with a valid name, sorted."""
+    folder = project_root / "params"
+    return sorted(p.stem for p in folder.glob("*.yaml") if re.fullmatch(ENV_NAME, p.stem))
+
+
 def params_path_for(env: str, project_root: Path) -> Path:
     """Where the params file of ``env`` lives."""
     return project_root / "params" / f"{env}.yaml"
@@ -166,11 +186,14 @@ def load_params(
     if path is None:
         if env is None:
             raise ParamsError("give an environment or a params file")
-        if env not in ENVIRONMENTS:
+        path = params_path_for(check_env_name(env), root)
+        if not path.is_file():
+            known = ", ".join(environments(root)) or "none"
             raise ParamsError(
-                f"unknown environment {env!r}", hint=f"use one of {', '.join(ENVIRONMENTS)}"
+                f"unknown environment {env!r}: there is no params/{env}.yaml",
+                hint=f"environments here: {known}; for a new one, copy one of their files "
+                f"to params/{env}.yaml and set its 'env: {env}'",
             )
-        path = params_path_for(env, root)
     path = Path(path)
     shown = _display_path(path, root)
     try:
