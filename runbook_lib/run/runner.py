@@ -33,6 +33,10 @@ from runbook_lib.privacy import scrub
 from runbook_lib.stage_table import FAILURE, RUNBOOK_STAGES, STAGES
 
 KERNEL = "python3"
+# The kernel process's own log (its sockets at start-up, the interrupt jupyter_client sends it
+# before every shutdown) is not the stage's output: what a stage prints, warns or raises reaches
+# the terminal and the notebook through papermill, and a dead kernel fails the stage.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 Echo = Callable[[str], None]
 
 
@@ -241,6 +245,7 @@ def execute_stage(
             },
             cwd=str(project_root),
             kernel_name=KERNEL,
+            extra_arguments=KERNEL_ARGUMENTS,
             progress_bar=False,
             stdout_file=stdout,
             stderr_file=stderr,
