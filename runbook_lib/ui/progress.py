@@ -13,34 +13,49 @@ from collections.abc import Callable
 
 
 def line_progress(
-    stream=None, steps: int = 10, every_seconds: float = 5.0
+    stream=None,
+    steps: int = 10,
+    every_seconds: float = 5.0,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> Callable[[str, int, int], None]:
-    """A callback ``(label, done, total)`` printing at most ``steps`` lines per label."""
+    """A callback ``(label, done, total)`` printing at most ``steps`` lines per label.
+
+    A label's first report is where its work starts: the clock starts there, and rows already
+    ``done`` then (a resumed table's checkpoint) are not counted in its rate.
+    """
     out = stream or sys.stdout
     shown: dict[str, int] = {}
-    started: dict[str, float] = {}
+    started: dict[str, tuple[float, int]] = {}
     last: dict[str, float] = {}
 
+    def say(text: str) -> None:
+        print(f"  {text}", file=out, flush=True)
+
     def report(label: str, done: int, total: int) -> None:
-        now = time.perf_counter()
-        started.setdefault(label, now)
+        now = clock()
         if total <= 0:  # size unknown: a line every few seconds
             if now - last.get(label, -1e9) >= every_seconds:
                 last[label] = now
-                print(f"  {label}: {done:,} rows", file=out, flush=True)
+                say(f"{label}: {done:,} rows")
             return
-        step = steps if total <= 0 else min(steps, done * steps // max(total, 1))
-        if step > shown.get(label, -1) and (step > 0 or done == 0):
+        step = min(steps, done * steps // max(total, 1))
+        if label not in started:
+            started[label] = (now, done)
             shown[label] = step
-            elapsed = time.perf_counter() - started[label]
-            if done == 0 or elapsed <= 0:
-                print(f"  {label}: {total:,} rows to go", file=out, flush=True)
+            if done == 0:
+                say(f"{label}: {total:,} rows to go")
+            elif done < total:
+                say(f"{label}: resuming after {done:,} of {total:,} rows ({total - done:,} to go)")
             else:
-                print(
-                    f"  {label}: {done:,}/{total:,} rows ({done / elapsed:,.0f} rows/s)",
-                    file=out,
-                    flush=True,
-                )
+                say(f"{label}: {done:,}/{total:,} rows")
+            return
+        if step <= shown[label]:
+            return
+        shown[label] = step
+        since, base = started[label]
+        elapsed = now - since
+        rate = f" ({(done - base) / elapsed:,.0f} rows/s)" if elapsed > 0 and done > base else ""
+        say(f"{label}: {done:,}/{total:,} rows{rate}")
 
     return report
 

@@ -133,6 +133,8 @@ class SourceJob:
         total = self.counts["source_rows"] - sum(
             v for k, v in self.counts.items() if k.startswith("filtered:")
         )
+        if progress:  # starts the clock for the rate of this source
+            progress(f"validate {p.label}", 0, total)
         with self.target.connect() as connection:
             for chunk in self._chunks():
                 for key, out in chunk.rows:
