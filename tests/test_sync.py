@@ -179,3 +179,47 @@ def test_validation_after_a_sync_balances_with_the_full_loads_quarantine(synced)
         max_unexplained_differences=0,
     )
     assert validation.passed, validation.render()
+
+
+def test_a_sync_runs_report_shows_what_it_applied_per_source(synced):
+    from runbook_lib.evidence import index_page
+
+    ctx, legacy_a = synced
+    with sqlite3.connect(legacy_a) as connection:
+        top = connection.execute("SELECT max(id) FROM user_events").fetchone()[0]
+        connection.executemany(
+            "INSERT INTO user_events VALUES (?, 1, 'view', 'SKU-00001', '2024-12-31 09:00:00')",
+            [(top + 1,), (top + 2,)],
+        )
+        connection.execute("DELETE FROM user_events WHERE id = 1")
+    glued = _sync(ctx, "run-2").to_dict()
+    manifest = {
+        "env": "ci",
+        "run_id": "run-2",
+        "status": "passed",
+        "stages": [{"name": "full_load", "status": "passed", "notebook": "03_full_load.ipynb"}],
+    }
+
+    page = index_page.render(manifest, {"full_load": {"full_load": glued}})
+
+    figures = index_page.key_figures("full_load", {"full_load": glued})
+    assert figures == (
+        "incremental sync: 2 inserted, 0 updated, 0 merged, 0 quarantined (0.00%, gate 50.00%); "
+        "1 deleted at the source (reported, not applied)"
+    )
+    assert figures in page
+    assert '<section id="sync">' in page
+    events = page[page.index("legacy_a.user_events</td>") :].split("</tr>")[0]
+    assert [cell.split(">")[-1] for cell in events.split("</td>")][:9] == [
+        "legacy_a.user_events",
+        "user_events",
+        "id",
+        str(top),
+        str(top + 2),
+        "2",
+        "0",
+        "0",
+        "0",
+    ]
+    assert "no watermark declared in the spec" in page  # legacy_b.customers
+    assert 'id="accounting-figure"' in page

@@ -59,6 +59,7 @@ def render(data: dict[str, Any], scraps: dict[str, dict]) -> str:
         _stages(data, scraps),
         _accounting(scraps),
         _checks(scraps),
+        _sync(scraps),
         _rollback(scraps),
         _approval(data),
         _invocations(data),
@@ -194,13 +195,27 @@ def _trial_figures(found: dict) -> str:
     )
 
 
+def _sync_line(sync: dict) -> str:
+    return (
+        f"incremental sync: {sync['inserted']:,} inserted, {sync['updated']:,} updated, "
+        f"{sync['merged']:,} merged, {sync['quarantined']:,} quarantined ({sync['reject_rate']:.2%}, "
+        f"gate {sync['max_reject_rate']:.2%}); {sync['deleted_at_source']:,} deleted at the source "
+        "(reported, not applied)"
+    )
+
+
 def _full_load_figures(found: dict) -> str:
     parts = []
     if "snapshot" in found:
         parts.append(f"snapshot of {len(found['snapshot'].get('sha256', {}))} tables")
     if "full_load" in found:
-        parts.append(_load_line(found["full_load"]))
+        load = found["full_load"]
+        parts.append(_sync_line(load) if _is_sync(load) else _load_line(load))
     return "; ".join(parts) or "no results glued"
+
+
+def _is_sync(load: dict | None) -> bool:
+    return bool(load) and load.get("mode") == "incremental"
 
 
 def _validation_figures(found: dict) -> str:
@@ -232,6 +247,8 @@ _FIGURES = {
 def _accounting_source(scraps: dict) -> tuple[str, list[dict], dict | None] | None:
     """(label, per-source rows, load) from the most complete stage that glued them."""
     load = scraps.get("full_load", {}).get("full_load")
+    if _is_sync(load):  # a sync's figures are per change, not per source row: its own section
+        load = None
     validation = scraps.get("validation", {}).get("validation")
     if validation:
         return "validation of the target", validation["tables"], load
@@ -310,6 +327,54 @@ def _checks(scraps: dict) -> str:
     )
 
 
+def _sync(scraps: dict) -> str:
+    """Per source of an incremental sync: its watermark, what it applied, what was deleted."""
+    sync = scraps.get("full_load", {}).get("full_load")
+    if not _is_sync(sync):
+        return ""
+    head = (
+        "<tr><th>source</th><th>target</th><th>watermark</th><th>from</th><th>to</th>"
+        "<th>inserted</th><th>updated</th><th>merged</th><th>quarantined</th>"
+        "<th>deleted at source</th></tr>"
+    )
+    rows, deleted = [], []
+    for t in sync.get("tables", []):
+        name = f"{escape(t['source_system'])}.{escape(t['source_table'])}"
+        if t.get("skipped"):
+            rows.append(
+                f"<tr><td>{name}</td><td>{escape(t['target_table'])}</td>"
+                f"<td colspan=8>skipped: {_text(t['skipped'])}</td></tr>"
+            )
+            continue
+        counts = "".join(
+            f"<td class=num>{t.get(field, 0):,}</td>"
+            for field in ("inserted", "updated", "merged", "quarantined", "deleted_at_source")
+        )
+        rows.append(
+            f"<tr><td>{name}</td><td>{escape(t['target_table'])}</td>"
+            f"<td>{_text(t.get('watermark'))}</td><td>{_text(t.get('watermark_before'))}</td>"
+            f"<td>{_text(t.get('watermark_after'))}</td>{counts}</tr>"
+        )
+        if t.get("deleted_keys"):
+            keys = ", ".join(str(k) for k in t["deleted_keys"])
+            more = t.get("deleted_at_source", 0) - len(t["deleted_keys"])
+            deleted.append(
+                f"<li>{name}: {_text(keys)}{f' and {more:,} more' if more > 0 else ''}</li>"
+            )
+    listing = (
+        "<h3>Deleted at the source, still in the target (source keys)</h3>"
+        f"<ul>{''.join(deleted)}</ul>"
+        if deleted
+        else ""
+    )
+    return (
+        '<section id="sync"><h2>Incremental sync per source</h2><p>What changed at each source '
+        "since the last load or sync of it, read from the watermark its spec declares; rows deleted "
+        f'at the source are reported, never applied.</p><table class="grid">{head}{"".join(rows)}'
+        f"</table>{listing}{_quarantine(sync)}{_figure(sync)}</section>"
+    )
+
+
 def _quarantine(load: dict | None) -> str:
     if not load:
         return ""
@@ -337,7 +402,7 @@ def _figure(load: dict | None) -> str:
 
     from runbook_lib.evidence import figures
 
-    figure = figures.load_outcome(load)
+    figure = figures.load_stage_outcome(load)
     html = pio.to_html(
         figure,
         include_plotlyjs=True,
