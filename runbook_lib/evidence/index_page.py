@@ -35,12 +35,18 @@ def attach_report(manifest: Manifest) -> Path:
 
 def write_report(run_dir: Path, data: dict[str, Any]) -> Path:
     """Render ``index.html`` for the run described by manifest ``data``."""
-    scraps = {}
+    scraps, earlier = {}, {}
     for stage in data.get("stages", []):
         if stage.get("sha256_notebook"):
             found = read_scraps(run_dir / stage["notebook"])
             scraps[stage["name"]] = {k: found[k] for k in _glued_by(stage["name"]) if k in found}
-    page = render(data, scraps)
+        for attempt in stage.get("attempts", []):
+            if attempt.get("sha256_notebook"):
+                found = read_scraps(run_dir / attempt["notebook"])
+                earlier[attempt["notebook"]] = {
+                    k: found[k] for k in _glued_by(stage["name"]) if k in found
+                }
+    page = render(data, scraps, earlier)
     path = run_dir / REPORT
     path.write_text(page, encoding="utf-8")
     return path
@@ -51,12 +57,17 @@ def _glued_by(stage: str) -> tuple[str, ...]:
     return known.glues if known else ()
 
 
-def render(data: dict[str, Any], scraps: dict[str, dict]) -> str:
-    """The whole page, from the manifest and each stage's glued results."""
+def render(
+    data: dict[str, Any], scraps: dict[str, dict], earlier: dict[str, dict] | None = None
+) -> str:
+    """The whole page, from the manifest and each stage's glued results.
+
+    ``earlier`` holds what each kept earlier attempt glued, by its notebook's file name.
+    """
     title = f"Migration evidence · {data.get('env')} · {data.get('run_id')}"
     sections = [
         _summary(data, scraps),
-        _stages(data, scraps),
+        _stages(data, scraps, earlier or {}),
         _accounting(scraps),
         _checks(scraps),
         _sync(scraps),
@@ -116,25 +127,20 @@ def _failed(data: dict) -> str:
     return ""
 
 
-def _stages(data: dict, scraps: dict) -> str:
+def _stages(data: dict, scraps: dict, earlier: dict) -> str:
     rows = []
     for index, stage in enumerate(data.get("stages", []), start=1):
         name = stage.get("name", "?")
-        links = []
-        if stage.get("html"):
-            links.append(f'<a href="{escape(stage["html"])}">HTML</a>')
-        if stage.get("sha256_notebook"):
-            links.append(f'<a href="{escape(stage["notebook"])}">notebook</a>')
-        figures = key_figures(name, scraps.get(name, {}))
-        if stage.get("error"):
-            lines = scrub_error(stage["error"]).splitlines()[:12]
-            figures += f'<pre class="error">{escape(chr(10).join(lines))}</pre>'
-        rows.append(
-            f"<tr><td>{index}</td><td>{escape(name)}</td><td>{_badge(stage.get('status', '?'))}</td>"
-            f"<td>{_text(stage.get('started_at'))}</td><td class=num>{stage.get('seconds', '')}</td>"
-            f"<td>{figures}</td><td>{' · '.join(links)}</td>"
-            f"<td><code>{escape(str(stage.get('sha256_notebook', ''))[:12])}</code></td></tr>"
-        )
+        attempts = stage.get("attempts", [])
+        label = escape(name)
+        if attempts:
+            label += f"<br><small>attempt {len(attempts) + 1} of {len(attempts) + 1}</small>"
+        rows.append(_stage_row(str(index), label, stage, key_figures(name, scraps.get(name, {}))))
+        for attempt in reversed(attempts):
+            found = earlier.get(attempt.get("notebook", ""))
+            figures = key_figures(name, found) if found else escape(attempt.get("note", ""))
+            label = f"<small>↳ attempt {attempt.get('attempt')} (kept)</small>"
+            rows.append(_stage_row("", label, attempt, figures, css=' class="attempt"'))
     head = (
         "<tr><th>#</th><th>stage</th><th>outcome</th><th>started (UTC)</th><th>s</th>"
         "<th>key figures</th><th>evidence</th><th>notebook sha256</th></tr>"
@@ -142,6 +148,24 @@ def _stages(data: dict, scraps: dict) -> str:
     return (
         f'<section id="stages"><h2>Stages</h2><table class="grid stages">{head}{"".join(rows)}'
         "</table></section>"
+    )
+
+
+def _stage_row(index: str, label: str, stage: dict, figures: str, css: str = "") -> str:
+    """One attempt of a stage: outcome, times, figures (and error), links, notebook hash."""
+    links = []
+    if stage.get("html"):
+        links.append(f'<a href="{escape(stage["html"])}">HTML</a>')
+    if stage.get("sha256_notebook"):
+        links.append(f'<a href="{escape(stage["notebook"])}">notebook</a>')
+    if stage.get("error"):
+        lines = scrub_error(stage["error"]).splitlines()[:12]
+        figures += f'<pre class="error">{escape(chr(10).join(lines))}</pre>'
+    return (
+        f"<tr{css}><td>{index}</td><td>{label}</td><td>{_badge(stage.get('status', '?'))}</td>"
+        f"<td>{_text(stage.get('started_at'))}</td><td class=num>{stage.get('seconds', '')}</td>"
+        f"<td>{figures}</td><td>{' · '.join(links)}</td>"
+        f"<td><code>{escape(str(stage.get('sha256_notebook', ''))[:12])}</code></td></tr>"
     )
 
 
@@ -551,5 +575,6 @@ pre{background:#f7f8fa;border:1px solid #e2e6ee;padding:10px;overflow:auto;font-
 .ok{background:#dff3e4;color:#1e6b34}.bad{background:#fde2e1;color:#a12622}
 .warn{background:#fff1d6;color:#8a5a00}
 .error{color:#a12622;font-size:12px;margin:3px 0 0;padding:4px;white-space:pre-wrap}
+tr.attempt td{background:#fafbfc;color:#4a5568}
 footer{padding:12px 28px;color:#6b7280;font-size:12px;border-top:1px solid #e2e6ee}
 """

@@ -1,23 +1,31 @@
 """The one writer of a run's evidence: every change is require intact → change → seal.
 
-Whoever adds to a run folder — the runner opening a run, recording a stage, closing it; an
-approval; a rewritten report — goes through ``open_run`` or ``change_run``: the run's recorded
-evidence is first proven unchanged (``verify.require_intact``), the manifest is changed in
-memory, the report (``index.html``) is rewritten when asked, and the new manifest version is
-sealed in the environment's ledger (``ledger.seal``, write-ahead). Nothing else writes a
-manifest.
+Whoever adds to a run folder — the runner opening a run, keeping a re-run stage's earlier
+attempt, recording a stage, closing it; an approval; a rewritten report — goes through
+``open_run``, ``keep_attempt`` or ``change_run``: the run's recorded evidence is first proven
+unchanged (``verify.require_intact``), the manifest is changed in memory, the report
+(``index.html``) is rewritten when asked, and the new manifest version is sealed in the
+environment's ledger (``ledger.seal``, write-ahead). Nothing else writes a manifest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from runbook_lib.errors import RunbookError
 from runbook_lib.evidence import index_page, ledger
-from runbook_lib.evidence.run_folder import MANIFEST, Manifest
+from runbook_lib.evidence.run_folder import (
+    ATTEMPT_FIELDS,
+    MANIFEST,
+    Manifest,
+    attempt_name,
+    sha256_file,
+    utc_now,
+)
 from runbook_lib.evidence.verify import require_intact
 from runbook_lib.privacy.scrub import scrub_error
 
@@ -36,27 +44,71 @@ def open_run(run_dir: Path, detail: str, **fields: Any) -> Manifest:
 
 @contextmanager
 def change_run(
-    run_dir: Path,
-    event: str,
-    detail: str = "",
-    *,
-    report: bool = False,
-    replacing: Iterable[str] = (),
+    run_dir: Path, event: str, detail: str = "", *, report: bool = False
 ) -> Iterator[Manifest]:
     """Change a run's manifest: proven intact first, the report rewritten if asked, then sealed.
 
-    ``replacing`` names artifacts the caller has just rewritten (a re-run stage's notebook and
-    HTML), whose old hashes are not checked. The block changes the yielded manifest; if it
-    raises, nothing is written.
+    The block changes the yielded manifest; if it raises, nothing is written.
     """
     if not (run_dir / MANIFEST).is_file():
         raise RunbookError(f"no run folder {run_dir}", hint="runbook status lists the runs")
-    require_intact(run_dir, replacing)
+    require_intact(run_dir)
     manifest = Manifest.load(run_dir)
     yield manifest
     if report:
         attach_report(manifest)
     ledger.seal(manifest, event, detail)
+
+
+def keep_attempt(run_dir: Path, stage: str) -> dict[str, Any] | None:
+    """Before ``stage`` runs again in this run: keep its recorded attempt, then seal.
+
+    The attempt's notebook and HTML, proven intact, are copied to their attempt names
+    (``04_validation.attempt-1.ipynb``) and listed with their sha256, status, times and failure
+    under the stage's ``attempts``; the stage is entered as ``running`` until the runner records
+    the new attempt, so the file it is about to overwrite is no longer vouched for. An attempt
+    that never finished (the process was killed) is kept as ``interrupted``, without files:
+    nothing vouched for them. Returns the kept attempt, or None if the stage never ran here.
+    """
+    if not (run_dir / MANIFEST).is_file():
+        raise RunbookError(f"no run folder {run_dir}", hint="runbook status lists the runs")
+    recorded = Manifest.load(run_dir).stage(stage)
+    if recorded is None:
+        return None
+    number = len(recorded.get("attempts", [])) + 1
+    detail = f"{stage} attempt {number} kept"
+    if recorded.get("status") != "running":
+        detail += f" as {attempt_name(recorded['notebook'], number)}"
+    with change_run(run_dir, "attempt", detail) as manifest:
+        entry = manifest.stage(stage)
+        if entry.get("status") == "running":
+            kept = {
+                "attempt": number,
+                "status": "interrupted",
+                "started_at": entry.get("started_at"),
+                "note": "never finished: its notebook, if any, was not recorded and is not kept",
+            }
+        else:
+            kept = {"attempt": number, **{k: entry[k] for k in ATTEMPT_FIELDS if k in entry}}
+            for kind in ("notebook", "html"):
+                if f"sha256_{kind}" in entry:
+                    name = attempt_name(entry[kind], number)
+                    shutil.copyfile(run_dir / entry[kind], run_dir / name)
+                    kept |= {kind: name, f"sha256_{kind}": sha256_file(run_dir / name)}
+        manifest.data["stages"] = [
+            {
+                "name": stage,
+                "notebook": entry["notebook"],
+                "status": "running",
+                "started_at": utc_now(),
+                "attempt": number + 1,
+                "attempts": [*entry.get("attempts", []), kept],
+            }
+            if s["name"] == stage
+            else s
+            for s in manifest.data["stages"]
+        ]
+    return kept
 
 
 def attach_report(manifest: Manifest, secrets: frozenset[str] | None = None) -> str | None:

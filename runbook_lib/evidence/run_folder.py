@@ -109,8 +109,19 @@ class Manifest:
         self.write_pending()
         self.commit_pending()
 
+    def stage(self, name: str) -> dict[str, Any] | None:
+        """The entry of stage ``name``, if it ran (or is running) in this run."""
+        return next((s for s in self.data.get("stages", []) if s["name"] == name), None)
+
     def record_stage(self, entry: dict[str, Any]) -> None:
-        """Replace the entry of a re-run stage, keep stage order."""
+        """Enter a stage's latest attempt; a re-run's earlier ones stay under ``attempts``.
+
+        Stages stay in runbook order.
+        """
+        earlier = (self.stage(entry["name"]) or {}).get("attempts", [])
+        entry = {**entry, "attempt": len(earlier) + 1}
+        if earlier:
+            entry["attempts"] = earlier
         stages = [s for s in self.data["stages"] if s["name"] != entry["name"]]
         stages.append(entry)
         stages.sort(key=lambda s: s["notebook"])
@@ -124,10 +135,11 @@ class Manifest:
         """File name → sha256 of every artifact the manifest vouches for."""
         found = {}
         for stage in self.data.get("stages", []):
-            if "sha256_notebook" in stage:
-                found[stage["notebook"]] = stage["sha256_notebook"]
-            if "sha256_html" in stage:
-                found[stage["html"]] = stage["sha256_html"]
+            for attempt in (*stage.get("attempts", ()), stage):
+                if "sha256_notebook" in attempt:
+                    found[attempt["notebook"]] = attempt["sha256_notebook"]
+                if "sha256_html" in attempt:
+                    found[attempt["html"]] = attempt["sha256_html"]
         for role in RUN_ARTIFACTS:
             if isinstance(self.data.get(role), dict) and "sha256" in self.data[role]:
                 found[self.data[role]["file"]] = self.data[role]["sha256"]
@@ -141,3 +153,19 @@ class Manifest:
 
 
 RUN_ARTIFACTS = ("report", "approval")
+# What an earlier attempt of a stage keeps of its entry, besides its files (renamed) and hashes.
+ATTEMPT_FIELDS = (
+    "status",
+    "started_at",
+    "finished_at",
+    "seconds",
+    "failure",
+    "error",
+    "mapping_spec_sha256",
+)
+
+
+def attempt_name(file_name: str, attempt: int) -> str:
+    """``04_validation.ipynb``, attempt 1 → ``04_validation.attempt-1.ipynb`` (same for HTML)."""
+    path = Path(file_name)
+    return f"{path.stem}.attempt-{attempt}{path.suffix}"

@@ -15,7 +15,6 @@ the change record (outside this folder).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,11 +117,11 @@ def verify_run(run_dir: Path) -> Verification:
     )
 
 
-def require_intact(run_dir: Path, replacing: Iterable[str] = ()) -> None:
+def require_intact(run_dir: Path) -> None:
     """Refuse to add evidence to a run whose recorded evidence changed (re-run, rollback, approve).
 
     Checks the ledger, the run's manifest against its last ledger line and every listed artifact
-    but those the caller is ``replacing`` (a re-run stage's notebook and HTML, just rewritten);
+    (a re-run stage's earlier attempt is kept, and unlisted, before its files are rewritten);
     files not yet listed (a stage interrupted by a crash) are left to the re-run to replace, and a
     seal a crash interrupted after its ledger line is finished first (``ledger.recover``).
     """
@@ -132,7 +131,7 @@ def require_intact(run_dir: Path, replacing: Iterable[str] = ()) -> None:
     path = ledger.ledger_path(run_dir)
     entries, damaged = ledger.read(path)
     problems = [Problem(f"{shown(path)} line {p.line}", p.message) for p in damaged]
-    problems += _check_run(run_dir, entries, shown, strict=False, replacing=set(replacing))[0]
+    problems += _check_run(run_dir, entries, shown, strict=False)[0]
     if problems:
         details = "\n".join(f"  {p.render()}" for p in problems)
         raise EvidenceError(
@@ -147,7 +146,6 @@ def _check_run(
     shown: _Shown,
     *,
     strict: bool,
-    replacing: set[str] = frozenset(),
 ) -> tuple[list[Problem], int]:
     run_id = folder.name
     last = ledger.latest(entries, run_id)
@@ -182,8 +180,6 @@ def _check_run(
         problems.append(Problem(shown(manifest_path), f"names run {manifest.data.get('run_id')}"))
     listed = manifest.artifacts()
     for name, expected in listed.items():
-        if name in replacing:
-            continue
         artifact = folder / name
         if not artifact.is_file():
             problems.append(Problem(shown(artifact), "listed in the manifest but missing"))

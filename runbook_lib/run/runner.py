@@ -25,7 +25,7 @@ from runbook_lib.errors import ApprovalRequiredError, RunbookError, failure_data
 from runbook_lib.evidence import approvals
 from runbook_lib.evidence.html import export_html
 from runbook_lib.evidence.provenance import code_state, package_versions, who_and_where
-from runbook_lib.evidence.record import attach_report, change_run, open_run
+from runbook_lib.evidence.record import attach_report, change_run, keep_attempt, open_run
 from runbook_lib.evidence.run_folder import Manifest, new_run_id, runs_root, sha256_file, utc_now
 from runbook_lib.evidence.scraps import read_scraps
 from runbook_lib.mapping.model import load_spec
@@ -157,11 +157,13 @@ def run(
             refusal = {"stage": stage, "at": utc_now(), "reason": str(refused)}
             echo(f"[{index}/{len(stages)}] {stage} refused: no valid approval")
             break
+        kept = keep_attempt(run_dir, stage)  # a re-run never overwrites an earlier attempt
+        if kept is not None and kept.get("notebook"):
+            echo(f"    attempt {kept['attempt']} ({kept['status']}) kept as {kept['notebook']}")
         extra = {"mode": mode} if mode and stage == "full_load" else {}
         entry = execute_stage(stage, env, run_dir, project_root, secrets=secrets, parameters=extra)
         entry["mapping_spec_sha256"] = used["mapping_spec"]["sha256"]
-        replaced = (STAGES[stage].notebook, STAGES[stage].html)
-        with change_run(run_dir, "stage", f"{stage} {entry['status']}", replacing=replaced) as m:
+        with change_run(run_dir, "stage", f"{stage} {entry['status']}") as m:
             m.record_stage(entry)
         echo(f"[{index}/{len(stages)}] {stage} {entry['status']} in {entry['seconds']:.1f} s")
         if entry["status"] != "passed":
