@@ -88,6 +88,16 @@ class ApprovalRequiredError(RunbookError):
     exit_code = EXIT_FAILED
 
 
+class RollbackOrderError(RunbookError):
+    """A rollback would delete what later runs loaded into the target; nothing was changed."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, later_runs: tuple[str, ...], hint: str | None = None):
+        self.later_runs = later_runs
+        super().__init__(message, hint=hint)
+
+
 class EvidenceError(RunbookError):
     """Evidence does not verify, or new evidence cannot be recorded safely."""
 

@@ -36,7 +36,7 @@ from runbook_lib.db.bookkeeping import (
 )
 from runbook_lib.db.canonical import TableHasher
 from runbook_lib.errors import GateFailedError, RunbookError
-from runbook_lib.load import foreign_keys
+from runbook_lib.load import foreign_keys, history
 
 BACKUP_SCHEMA = "runbook_backup"
 
@@ -244,7 +244,8 @@ def snapshot(engine: sa.Engine, tables: list[str], run_id: str) -> Snapshot:
                     for s in states
                 ],
             )
-        taken_at = datetime.now(UTC).isoformat(timespec="seconds")
+        # to the microsecond: the order of runs in a target (``history``) is read from it
+        taken_at = datetime.now(UTC).isoformat(timespec="microseconds")
         connection.execute(
             snapshots.insert(),
             [
@@ -352,7 +353,10 @@ def restore(engine: sa.Engine, snap: Snapshot) -> RestoreReport:
     """Put every snapshotted table back as it was, children emptied first, then prove it.
 
     The run's rejects and checkpoints go too, so the run could load again from the start.
+    Refused (``RollbackOrderError``) while a later run's load or sync is in the target: its
+    rows would go too.
     """
+    history.refuse_out_of_order(engine, snap.run_id)  # roll back the newest first
     strategy = _strategy_for(engine)
     missing = strategy.missing(engine, snap.locations)
     if missing:

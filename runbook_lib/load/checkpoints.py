@@ -129,7 +129,7 @@ def write(connection: sa.Connection, key: CheckpointKey, progress: Checkpoint) -
         "seconds": round(progress.seconds, 3),
         "done": progress.done,
         "nulled": json.dumps(progress.nulled, sort_keys=True),
-        "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "updated_at": datetime.now(UTC).isoformat(timespec="microseconds"),  # see load.history
     }
     updated = connection.execute(checkpoints.update().where(key.where()).values(**values)).rowcount
     if not updated:

@@ -111,6 +111,8 @@ def run(
     invocation records the params it ran with: a re-run or a resume with changed params says so.
     """
     params = prepare(env, project_root)
+    if "rollback" in stages and run_id is not None:
+        _refuse_rollback_out_of_order(params, run_id)
     secrets = scrub.secret_values()
     base = runs_root(project_root, env)
     used = _params_used(params, project_root)
@@ -170,6 +172,8 @@ def run(
             status, failed, failure = "failed", stage, entry.get("failure")
             echo(f"    {entry.get('error', '')}")
             break
+    if status == "passed" and "rollback" in stages:
+        status = "rolled_back"  # what `runbook status` shows: its load is no longer in the target
     finished = utc_now()
     with change_run(run_dir, "close", status) as manifest:
         manifest.data.update(status=status, finished_at=finished, failed_stage=failed)
@@ -197,6 +201,19 @@ def _spec_sha256(params: LoadedParams) -> str:
         return load_spec(params.mapping_path).sha256
     except RunbookError:  # an invalid spec fails the mapping stage, with evidence; hash its bytes
         return sha256_file(params.mapping_path)
+
+
+def _refuse_rollback_out_of_order(params: LoadedParams, run_id: str) -> None:
+    """Before a rollback touches anything: refused while a later run's load is in the target."""
+    import sqlalchemy as sa
+
+    from runbook_lib.load import history
+
+    with Connections(params) as connections:
+        try:
+            history.refuse_out_of_order(connections.engine("target"), run_id, env=params.env)
+        except sa.exc.DBAPIError:  # unreachable: the rollback stage says so, with evidence
+            return
 
 
 def _approval_refusal(stage: str, params: LoadedParams, run_dir: Path) -> RunbookError | None:

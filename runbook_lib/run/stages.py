@@ -16,7 +16,7 @@ from runbook_lib.db.bookkeeping import BOOKKEEPING
 from runbook_lib.db.schema_copy import copy_tables
 from runbook_lib.errors import ApprovalRequiredError, GateFailedError, RunbookError
 from runbook_lib.evidence.approvals import Approval, check_approval
-from runbook_lib.load import backup, loader, sync
+from runbook_lib.load import backup, history, loader, sync
 from runbook_lib.mapping.check import SpecCheck, check_spec
 from runbook_lib.run.context import StageContext
 from runbook_lib.stage_table import STAGES
@@ -210,7 +210,10 @@ def validation(ctx: StageContext) -> ValidationReport:
 
 
 def rollback(ctx: StageContext) -> backup.RestoreReport:
-    """Restore the target to its state before this run's full load, proven by table hashes."""
+    """Restore the target to its state before this run's full load, proven by table hashes.
+
+    Refused while a later run's load or sync is in the target (roll back the newest first).
+    """
     require_approval(ctx, "rollback")
     # the target's own record, not the notebook: a killed load may never have saved its notebook
     taken = backup.find_snapshot(ctx.target_engine(), ctx.run_id)
@@ -219,4 +222,5 @@ def rollback(ctx: StageContext) -> backup.RestoreReport:
             f"run {ctx.run_id} took no snapshot before its load: nothing to roll back to",
             hint=f"runbook status --env {ctx.env} lists the runs; roll back the one that loaded",
         )
+    history.refuse_out_of_order(ctx.target_engine(), ctx.run_id, env=ctx.env)
     return backup.restore(ctx.target_engine(), taken)
