@@ -125,8 +125,15 @@ def _report(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from runbook_lib.evidence.run_folder import Manifest, list_runs
+    from runbook_lib.run.lock import busy_message, holder
 
     root = find_project_root()
+    outputs = root / "outputs"
+    envs = [args.env] if args.env else sorted(p.name for p in outputs.glob("*/") if p.is_dir())
+    for env in envs:
+        held = holder(outputs / env)
+        if held is not None:
+            print(busy_message(env, held))
     runs = list_runs(root, args.env)
     if not runs:
         print("no runs yet" + (f" for env {args.env}" if args.env else ""))

@@ -5,7 +5,8 @@ exits with:
 
 =====  ==============================================================================
 0      passed
-1      a gate or a stage failed (``StageFailedError``, ``GateFailedError``, approvals)
+1      a gate or a stage failed (``StageFailedError``, ``GateFailedError``, approvals), a
+       rollback out of order (``RollbackOrderError``), the target locked (``RunLockedError``)
 2      bad usage, params or mapping spec: nothing was written
 3      evidence damaged or unverifiable (``EvidenceError``)
 70     an unexpected error: a bug (printed scrubbed; ``runbook --debug`` shows the traceback)
@@ -95,6 +96,16 @@ class RollbackOrderError(RunbookError):
 
     def __init__(self, message: str, *, later_runs: tuple[str, ...], hint: str | None = None):
         self.later_runs = later_runs
+        super().__init__(message, hint=hint)
+
+
+class RunLockedError(RunbookError):
+    """Another run holds the env's or the target's lock; nothing was written. ``holder``: who."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, holder: dict, hint: str | None = None) -> None:
+        self.holder = holder
         super().__init__(message, hint=hint)
 
 

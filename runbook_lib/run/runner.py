@@ -30,6 +30,7 @@ from runbook_lib.evidence.run_folder import Manifest, new_run_id, runs_root, sha
 from runbook_lib.evidence.scraps import read_scraps
 from runbook_lib.mapping.model import load_spec
 from runbook_lib.privacy import scrub
+from runbook_lib.run import lock as run_lock
 from runbook_lib.stage_table import FAILURE, RUNBOOK_STAGES, STAGES
 
 KERNEL = "python3"
@@ -111,8 +112,29 @@ def run(
     invocation records the params it ran with: a re-run or a resume with changed params says so.
     """
     params = prepare(env, project_root)
-    if "rollback" in stages and run_id is not None:
-        _refuse_rollback_out_of_order(params, run_id)
+    fresh = run_id is None
+    if not fresh and not (runs_root(project_root, env) / run_id / "manifest.json").is_file():
+        raise RunbookError(f"no run {run_id} for env {env}", hint=f"runbook status --env {env}")
+    run_id = run_id or new_run_id()
+    # one run at a time per target: held until the run is closed, however it ends
+    with run_lock.hold(params, run_id=run_id, command=command, stages=stages, echo=echo):
+        if "rollback" in stages and not fresh:
+            _refuse_rollback_out_of_order(params, run_id)
+        return _run_held(params, project_root, stages, run_id, fresh, echo, command, mode)
+
+
+def _run_held(
+    params: LoadedParams,
+    project_root: Path,
+    stages: Sequence[str],
+    run_id: str,
+    fresh: bool,
+    echo: Echo,
+    command: str,
+    mode: str,
+) -> RunOutcome:
+    """``run``, once the lock is held: open or reopen the run folder, execute, close."""
+    env = params.env
     secrets = scrub.secret_values()
     base = runs_root(project_root, env)
     used = _params_used(params, project_root)
@@ -124,9 +146,8 @@ def run(
         "params_sha256": used["params_sha256"],
         "mapping_spec_sha256": used["mapping_spec"]["sha256"],
     }
-    if run_id is None:
-        run_id = new_run_id()
-        run_dir = base / run_id
+    run_dir = base / run_id
+    if fresh:
         open_run(
             run_dir,
             ",".join(stages),
@@ -142,9 +163,6 @@ def run(
             invocations=[invocation],
         )
     else:
-        run_dir = base / run_id
-        if not (run_dir / "manifest.json").is_file():
-            raise RunbookError(f"no run {run_id} for env {env}", hint=f"runbook status --env {env}")
         with change_run(run_dir, "reopen", ",".join(stages)) as manifest:
             manifest.data.update(status="running", finished_at=None, **used)
             manifest.data.pop("refusal", None)
