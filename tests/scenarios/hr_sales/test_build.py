@@ -684,7 +684,7 @@ def test_the_spec_passes_the_spec_check_against_the_built_databases(tmp_path):
     assert ignored == {"BirthDate", "Extension", "Address", "City", "Fax", "LegacyCode"}
 
 
-def test_the_params_template_is_valid_but_for_its_new_environment_name():
+def test_the_params_template_is_valid_params_of_environment_hr():
     from runbook_lib.config.params import RunbookParams
 
     params = yaml.safe_load((HERE / "params.yaml.template").read_text())
@@ -692,4 +692,4 @@ def test_the_params_template_is_valid_but_for_its_new_environment_name():
     assert params["mapping"] == "tests/scenarios/hr_sales/spec.yaml"
     assert set(params["sources"]) == set(SPEC["systems"].values()) == {"store"}
     assert all(c["url"].startswith("sqlite:///work/hr/") for c in params["sources"].values())
-    RunbookParams.model_validate({**params, "env": "ci"})
+    assert RunbookParams.model_validate(params).env == "hr"
