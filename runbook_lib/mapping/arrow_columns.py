@@ -14,7 +14,7 @@ values, the same rejected rows with the same rule and message, the first failing
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -26,7 +26,14 @@ import runbook_lib.transforms.kernels  # noqa: F401 - registers every kernel
 from runbook_lib.errors import RowRejected, TransformError
 from runbook_lib.mapping.columns import ColumnBatch, run_column
 from runbook_lib.transforms import Transform
-from runbook_lib.transforms.kernels.arrays import is_integer, is_text, to_arrow, to_python
+from runbook_lib.transforms.kernels.arrays import (
+    child_values,
+    is_encoded,
+    is_integer,
+    is_text,
+    to_arrow,
+    to_python,
+)
 
 # ``mapping.compiled`` imports this module (lazily, for pyarrow's sake), so the compiled objects
 # come in as arguments, typed by what is used of them: a CompiledSource's ``system``,
@@ -37,6 +44,26 @@ CompiledColumn = Any
 
 Arrays = tuple[pa.Array, ...]
 Errors = dict[int, TransformError]
+
+
+@dataclass
+class RowCounts:
+    """Per transform: rows its kernel decided, and rows that went through the per-value function.
+
+    Evidence that the kernels do the work (the parity suite and the benchmark read it): a step
+    without a kernel, or a kernel that declines the column, counts every row as per value.
+    """
+
+    by_kernel: dict[str, int] = field(default_factory=dict)
+    per_value: dict[str, int] = field(default_factory=dict)
+
+    def add(self, name: str, kernel: int, per_value: int) -> None:
+        self.by_kernel[name] = self.by_kernel.get(name, 0) + kernel
+        self.per_value[name] = self.per_value.get(name, 0) + per_value
+
+    def share_by_kernel(self, name: str) -> float:
+        total = self.by_kernel.get(name, 0) + self.per_value.get(name, 0)
+        return self.by_kernel.get(name, 0) / total if total else 0.0
 
 
 @dataclass(frozen=True)
@@ -57,7 +84,7 @@ class ArrowChunk:
 
 
 def transform_record_batch(
-    source: CompiledSource, batch: pa.RecordBatch
+    source: CompiledSource, batch: pa.RecordBatch, counts: RowCounts | None = None
 ) -> tuple[ArrowChunk, list]:
     """``source``'s target columns for ``batch`` (its select columns by name), and the rejects."""
     count = batch.num_rows
@@ -67,7 +94,7 @@ def transform_record_batch(
     }
     failed: dict[int, RowRejected] = {}
     for column in source.columns:
-        outputs, errors = run_chain(column, batch)
+        outputs, errors = run_chain(column, batch, counts)
         if errors and column.on_error == "null":
             outputs = tuple(_null_at(output, sorted(errors)) for output in outputs)
         elif errors:
@@ -93,7 +120,9 @@ def transform_record_batch(
     return ArrowChunk(batch.filter(kept), target.filter(kept)), rejects
 
 
-def run_chain(column: CompiledColumn, batch: pa.RecordBatch) -> tuple[Arrays, Errors]:
+def run_chain(
+    column: CompiledColumn, batch: pa.RecordBatch, counts: RowCounts | None = None
+) -> tuple[Arrays, Errors]:
     """A column's chain over the batch: its output arrays and {row: first error}.
 
     A row failing at one step is NULL for the next ones, whose errors on it do not replace the
@@ -105,7 +134,7 @@ def run_chain(column: CompiledColumn, batch: pa.RecordBatch) -> tuple[Arrays, Er
     values: Arrays = tuple(batch.column(name) for name in column.inputs)
     errors: Errors = {}
     for transform, options in column.steps:
-        values, step_errors = run_step(transform, options, values)
+        values, step_errors = run_step(transform, options, values, counts)
         for index, exc in step_errors.items():
             errors.setdefault(index, exc)
     if column.references is not None:  # a parent's key, as text, as the target keeps keys
@@ -113,21 +142,32 @@ def run_chain(column: CompiledColumn, batch: pa.RecordBatch) -> tuple[Arrays, Er
     return values, errors
 
 
-def run_step(transform: Transform, options: dict, inputs: Arrays) -> tuple[Arrays, Errors]:
+def run_step(
+    transform: Transform, options: dict, inputs: Arrays, counts: RowCounts | None = None
+) -> tuple[Arrays, Errors]:
     """One step over whole columns: its kernel, the per-value function for what it leaves."""
     function = partial(transform.func, **options) if options else transform.func
     width = len(transform.outputs) if transform.outputs else 1
+    count = len(inputs[0])
     if len(inputs) == 1 and pa.types.is_null(inputs[0].type):
-        return _constant_input(function, width, len(inputs[0]))
+        if counts is not None:
+            counts.add(transform.name, count, 0)
+        return _constant_input(function, width, count)
     kernel = transform.kernel
     if kernel is not None and len(inputs) == 1 and pa.types.is_union(inputs[0].type):
-        return _by_kind(transform, options, inputs[0], width)
+        return _by_kind(transform, options, inputs[0], width, counts)
     result = kernel(*inputs, **options) if kernel is not None else None
     if result is None:
+        if counts is not None:
+            counts.add(transform.name, 0, count)
         return _per_value(function, width, inputs, None)
     if result.undecided is None:
+        if counts is not None:
+            counts.add(transform.name, count, 0)
         return result.outputs, {}
     rows = np.flatnonzero(result.undecided.to_numpy(zero_copy_only=False))
+    if counts is not None:
+        counts.add(transform.name, count - len(rows), len(rows))
     fallback, errors = _per_value(function, width, inputs, rows)
     return tuple(
         _scatter(out, rows, f) for out, f in zip(result.outputs, fallback, strict=True)
@@ -145,16 +185,21 @@ def _constant_input(function: Callable, width: int, count: int) -> tuple[Arrays,
 
 
 def _per_value(
-    function: Callable, width: int, inputs: Arrays, rows: np.ndarray | None
+    function: Callable,
+    width: int,
+    inputs: Arrays,
+    rows: np.ndarray | None,
+    python: list | None = None,
 ) -> tuple[Arrays, Errors]:
     """The per-value function over ``rows`` of the inputs (all rows for ``None``).
 
     Returns one array per output (as long as ``rows``) and the errors by row of the batch.
+    ``python`` gives a single input's values when they are at hand already.
     """
     if rows is not None:
         taken = pa.array(rows, pa.int64())
         inputs = tuple(array.take(taken) for array in inputs)
-    python = [to_python(array) for array in inputs]
+    python = [python] if python is not None else [to_python(array) for array in inputs]
     if len(python) == 1 and width == 1:
         out, found = run_column(python[0], [function])
         outputs = [out]
@@ -175,13 +220,22 @@ def _per_value(
 
 
 def _by_kind(
-    transform: Transform, options: dict, union: pa.Array, width: int
+    transform: Transform, options: dict, union: pa.Array, width: int, counts: RowCounts | None
 ) -> tuple[Arrays, Errors]:
     """A union column, one kind at a time: each child through the step, then back in row order."""
     codes = union.type_codes.to_numpy(zero_copy_only=False).astype(np.int64)
     offsets = union.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
+    function = partial(transform.func, **options) if options else transform.func
+    if counts is not None:
+        for i in range(union.type.num_fields):
+            if is_encoded(union.type.field(i)):
+                counts.add(transform.name, 0, len(union.field(i)))
     per_child = [
-        run_step(transform, options, (union.field(i),)) for i in range(union.type.num_fields)
+        # a child holding its values as text (an int past 64 bits) is not text to a kernel
+        _per_value(function, width, (union.field(i),), None, child_values(union, i))
+        if is_encoded(union.type.field(i))
+        else run_step(transform, options, (union.field(i),), counts)
+        for i in range(union.type.num_fields)
     ]
     child_of_code = np.zeros(128, dtype=np.int64)  # type codes are 0..127
     child_of_code[list(union.type.type_codes)] = np.arange(union.type.num_fields)
@@ -194,15 +248,35 @@ def _by_kind(
                 errors[int(row)] = child_errors[int(offsets[row])]
     outputs = []
     for k in range(width):
-        parts = [result[0][k] for result in per_child]
+        parts = _common_type([result[0][k] for result in per_child])
         if all(part.type == parts[0].type for part in parts):
             bases = np.cumsum([0] + [len(p) for p in parts[:-1]]).astype(np.int64)
             index = bases[child] + offsets
             outputs.append(pa.concat_arrays(parts).take(pa.array(index, pa.int64())))
-        else:  # kinds transform to different types: the column takes the type its values need
+        elif not any(pa.types.is_union(part.type) for part in parts):
+            # kinds transform to different types (a value passed through): still one union
+            outputs.append(
+                pa.UnionArray.from_dense(
+                    union.type_codes.cast(pa.int8()),
+                    union.offsets,
+                    parts,
+                    [f"kind{i}" for i in range(len(parts))],
+                    list(union.type.type_codes),
+                )
+            )
+        else:
             values = [to_python(part) for part in parts]
             outputs.append(to_arrow([values[c][o] for c, o in zip(child, offsets, strict=True)]))
     return tuple(outputs), errors
+
+
+def _common_type(parts: list[pa.Array]) -> list[pa.Array]:
+    """The parts with NULL-typed ones (a kind that gave only None) cast to the others' type."""
+    types = {part.type for part in parts if not pa.types.is_null(part.type)}
+    if len(types) != 1:
+        return parts
+    (common,) = types
+    return [pa.nulls(len(p), common) if pa.types.is_null(p.type) else p for p in parts]
 
 
 def _scatter(kernel_output: pa.Array, rows: np.ndarray, fallback: pa.Array) -> pa.Array:

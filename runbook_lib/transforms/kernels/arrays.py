@@ -233,14 +233,22 @@ def to_python(array: pa.Array | pa.ChunkedArray) -> list:
     return array.to_pylist()
 
 
+def is_encoded(field: pa.Field) -> bool:
+    """Whether a union child holds its values as text (``bigint``, ``decimal-text``, ...)."""
+    return field.name in _DECODE
+
+
+def child_values(array: pa.UnionArray, index: int) -> list:
+    """The Python values of one child of a union built by :func:`to_arrow`."""
+    values = to_python(array.field(index))
+    decode = _DECODE.get(array.type.field(index).name)
+    return [decode(v) if decode and v is not None else v for v in values]
+
+
 def _union_to_python(array: pa.UnionArray) -> list:
     if array.type.mode != "dense":
         raise ValueError("only dense unions are read")
-    children = []
-    for index, field in enumerate(array.type):
-        values = to_python(array.field(index))
-        decode = _DECODE.get(field.name)
-        children.append([decode(v) if decode and v is not None else v for v in values])
+    children = [child_values(array, index) for index in range(array.type.num_fields)]
     codes = array.type.type_codes
     position = {code: i for i, code in enumerate(codes)}
     return [

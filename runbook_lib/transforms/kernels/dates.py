@@ -99,11 +99,14 @@ def _parsed(parts: pa.Array, directives: tuple[str, ...]) -> tuple[np.ndarray, .
 
 
 def _local_text(text: pa.Array, formats: tuple[str, ...]):
-    """(local µs, parsed, zero date, rows left to the per-value function) of trimmed text."""
+    """(local µs, parsed, rows left to the per-value function) of trimmed text.
+
+    Each format runs only over the rows no earlier format took.
+    """
     count = len(text)
-    pending = _mask(pc.and_(pc.is_valid(text), pc.string_is_ascii(text))) & ~_mask(
-        pc.equal(text, "")
-    )
+    present = _mask(pc.is_valid(text))
+    ascii_text = _mask(pc.string_is_ascii(text))
+    pending = present & ascii_text & ~_mask(pc.equal(text, ""))
     local = np.zeros(count, dtype=np.int64)
     parsed = np.zeros(count, dtype=bool)
     out_of_table = np.zeros(count, dtype=bool)
@@ -113,28 +116,25 @@ def _local_text(text: pa.Array, formats: tuple[str, ...]):
         if compiled is None:  # strptime's own directives: this format and later ones per value
             every_format = False
             break
+        rows = np.flatnonzero(pending)
+        if not len(rows):
+            break
         pattern, directives = compiled
-        parts = pc.extract_regex(text, pattern)
-        matched = pending & _mask(pc.equal(pc.struct_field(parts, "rest"), ""))
-        if not matched.any():
-            continue
+        parts = pc.extract_regex(text.take(pa.array(rows)), pattern)
+        matched = _mask(pc.equal(pc.struct_field(parts, "rest"), ""))
         micros, real_date, year = _parsed(parts, directives)
         in_table = (year >= _FIRST_YEAR) & (year <= _LAST_YEAR)
         real = matched & real_date & in_table
         # a real date outside the tabled years ends the search; the per-value function decides
         beyond = matched & real_date & ~in_table
-        local = np.where(real, micros, local)
-        parsed |= real
-        out_of_table |= beyond
-        pending &= ~(real | beyond)
+        local[rows[real]] = micros[real]
+        parsed[rows[real]] = True
+        out_of_table[rows[beyond]] = True
+        pending[rows[real | beyond]] = False
     zero = np.zeros(count, dtype=bool)
     if every_format:  # matched by no format: a MySQL zero date is no date, else unparseable
         zero = pending & _mask(pc.is_in(text, value_set=_ZERO_DATES))
-    undecided = (
-        (pending & ~zero)
-        | out_of_table
-        | _mask(pc.and_(pc.is_valid(text), pc.invert(pc.string_is_ascii(text))))
-    )
+    undecided = (pending & ~zero) | out_of_table | (present & ~ascii_text)
     return local, parsed, undecided
 
 
