@@ -8,7 +8,8 @@ back. A column of one kind of value becomes its plain Arrow type; a column mixin
 holds INTEGER and REAL in one NUMERIC column) becomes a dense union with one child per kind,
 named by the kind. Values no plain type holds exactly travel as text in a child named for it:
 ``bigint`` (past 64 bits), ``decimal-text`` (negative zero, NaN, a positive exponent, more than
-38 digits), ``datetime-text`` (a fixed UTC offset other than UTC). Anything else is refused.
+38 digits), ``datetime-text`` (a fixed UTC offset other than UTC), ``datetime-fold`` (PEP 495's
+``fold=1``). Anything else (a datetime in a named zone, an unknown type) is refused.
 """
 
 from __future__ import annotations
@@ -107,8 +108,10 @@ def _decimal_kind(value: Decimal) -> tuple[str, pa.DataType]:
 
 
 def _datetime_kind(value: datetime) -> tuple[str, pa.DataType]:
-    if value.fold:
-        raise ValueError("a datetime with fold=1 has no exact Arrow type")
+    if value.fold:  # PEP 495's second occurrence: a timestamp cannot say so
+        if value.tzinfo is None or type(value.tzinfo) is timezone:
+            return "datetime-fold", pa.string()
+        raise ValueError(f"a datetime in {value.tzinfo!r} has no exact Arrow type")
     if value.tzinfo is None:
         return "datetime", LOCAL_TIMESTAMP
     if value.tzinfo is UTC:
@@ -143,7 +146,7 @@ def _kind(value: Any) -> tuple[str, pa.DataType]:
 def _encode(kind: str, values: list) -> list:
     if kind in ("bigint", "decimal-text"):
         return [str(v) for v in values]
-    if kind == "datetime-text":
+    if kind in ("datetime-text", "datetime-fold"):
         return [v.isoformat() for v in values]
     return values
 
@@ -163,7 +166,7 @@ def to_arrow(values: Sequence, type: pa.DataType | None = None) -> pa.Array:
         return pa.nulls(len(values), type or pa.null())
     if len(groups) == 1:
         ((kind, arrow_type),) = groups
-        if kind in ("bigint", "decimal-text", "datetime-text"):
+        if kind in _DECODE:
             return _union(values, groups)
         if type is not None and arrow_type != type and _fits(values, kind, type):
             arrow_type = type
@@ -209,10 +212,16 @@ def record_batch_from_rows(rows: Sequence[Sequence], names: Sequence[str]) -> pa
 
 # --- Arrow → Python ---------------------------------------------------------------------------
 
+
+def _folded(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(fold=1)
+
+
 _DECODE = {
     "bigint": int,
     "decimal-text": Decimal,
     "datetime-text": datetime.fromisoformat,
+    "datetime-fold": _folded,
 }
 
 
@@ -302,11 +311,20 @@ def decimal_array(coefficients: np.ndarray, scale: int, valid: np.ndarray) -> pa
     )
 
 
-def decimal_coefficients(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(int64 coefficients, fits) of a decimal128 array; ``fits`` is false past 64 bits or NULL."""
+def _decimal_words(array: pa.Array) -> np.ndarray:
     filled = pc.fill_null(array, Decimal(0).scaleb(-array.type.scale))
     words = np.frombuffer(filled.buffers()[1], dtype=np.int64)
-    words = words[2 * filled.offset : 2 * (filled.offset + len(filled))].reshape(-1, 2)
+    return words[2 * filled.offset : 2 * (filled.offset + len(filled))].reshape(-1, 2)
+
+
+def decimal_signs(array: pa.Array) -> np.ndarray:
+    """Where a decimal128 array holds a value below zero (the sign of its high word)."""
+    return _decimal_words(array)[:, 1] < 0
+
+
+def decimal_coefficients(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 coefficients, fits) of a decimal128 array; ``fits`` is false past 64 bits or NULL."""
+    words = _decimal_words(array)
     low, high = words[:, 0], words[:, 1]
     fits = (high == (low >> 63)) & ~pc.is_null(array).to_numpy(zero_copy_only=False)
     return low.copy(), fits

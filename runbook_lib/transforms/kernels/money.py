@@ -33,6 +33,7 @@ from runbook_lib.transforms.kernels.arrays import (
     decided,
     decimal_array,
     decimal_coefficients,
+    decimal_signs,
     flags,
     int64_values,
     is_text,
@@ -159,6 +160,8 @@ def whole_units(numbers: Fixed) -> tuple[np.ndarray, np.ndarray]:
     if numbers.exponent >= 0:
         coefficient, fits = _shift_up(numbers.coefficient, numbers.exponent)
         return coefficient, numbers.exact & fits
+    if -numbers.exponent > _MAX_DIGITS:  # only a zero coefficient is whole at this scale
+        return np.zeros_like(numbers.coefficient), numbers.exact & (numbers.coefficient == 0)
     divisor = _POWERS[-numbers.exponent]
     magnitude = np.abs(numbers.coefficient)
     whole, fraction = np.divmod(magnitude, divisor)
@@ -300,8 +303,10 @@ def non_negative_kernel(values: pa.Array):
     """Numbers at or above zero and unsigned numeric text; anything else per value."""
     kind = values.type
     present = pc.is_valid(values)
-    if pa.types.is_integer(kind) or pa.types.is_decimal(kind):
+    if pa.types.is_integer(kind):
         return decided(values, undecided=flags(pc.less(values, 0)))
+    if pa.types.is_decimal(kind) and kind.bit_width == 128:
+        return decided(values, undecided=decimal_signs(values))
     if pa.types.is_floating(kind):
         # NaN and inf are invalid_decimal; -0.0 is not below zero
         fine = all_of(pc.is_finite(values), pc.greater_equal(values, 0))
