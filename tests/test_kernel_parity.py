@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -33,6 +34,7 @@ from runbook_lib.transforms.contacts import _CN_MOBILE_SHAPE, _NANP_SHAPE
 from runbook_lib.transforms.dates import _to_utc
 from runbook_lib.transforms.kernels import contacts as contact_kernels
 from runbook_lib.transforms.kernels import dates as date_kernels
+from runbook_lib.transforms.kernels import money as money_kernels
 from runbook_lib.transforms.kernels.arrays import PY_WHITESPACE, to_arrow, to_python
 from runbook_lib.transforms.registry import register_kernel
 
@@ -680,3 +682,40 @@ MIXED = st.one_of(
 def test_arrow_arrays_hold_python_values_exactly(values):
     # ints stay ints beside floats, Decimals keep their exponent and sign, UTC stays datetime.UTC
     assert repr(to_python(to_arrow(values))) == repr(values)
+
+
+def _fixed_values(values: list[float]) -> list[Decimal | None]:
+    numbers = money_kernels.fixed_numbers(pa.array(values, pa.float64()))
+    return [
+        Decimal(int(c)).scaleb(numbers.exponent) if ok else None
+        for c, ok in zip(numbers.coefficient, numbers.exact, strict=True)
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(
+            st.floats(), st.decimals(places=4, min_value=-(10**9), max_value=10**9).map(float)
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_floats_read_as_fixed_numbers_are_the_value_of_their_repr(values):
+    for value, fixed in zip(values, _fixed_values(values), strict=True):
+        if fixed is not None:
+            assert fixed == Decimal(repr(value)), value
+
+
+def test_floats_of_every_magnitude_read_as_their_repr_and_money_like_ones_all_decided():
+    rng = np.random.default_rng(20261201)
+    bits = rng.integers(0, 2**62, 100_000, dtype=np.int64) * rng.choice([1, -1], 100_000)
+    anything = bits.view(np.float64)
+    money_like = np.round(rng.uniform(-1e7, 1e7, 100_000), 2)
+    for sample in (anything[np.isfinite(anything)], money_like):
+        values = sample.tolist()
+        fixed = _fixed_values(values)
+        for value, found in zip(values, fixed, strict=True):
+            assert found is None or found == Decimal(repr(value)), value
+    assert None not in _fixed_values(money_like.tolist())

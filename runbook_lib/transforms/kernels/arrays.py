@@ -143,6 +143,19 @@ def _kind(value: Any) -> tuple[str, pa.DataType]:
     raise ValueError(f"a {kind.__name__} has no exact Arrow type")
 
 
+builtins_type = type
+NoneType = type(None)
+# Python types whose every value one Arrow type holds exactly, and their union child names
+_PLAIN = {
+    str: pa.string(),
+    float: pa.float64(),
+    bool: pa.bool_(),
+    bytes: pa.binary(),
+    int: pa.int64(),
+}
+_PLAIN_NAMES = {str: "str", float: "float", bool: "bool", bytes: "bytes", int: "int"}
+
+
 def _encode(kind: str, values: list) -> list:
     if kind in ("bigint", "decimal-text"):
         return [str(v) for v in values]
@@ -158,6 +171,24 @@ def to_arrow(values: Sequence, type: pa.DataType | None = None) -> pa.Array:
     without ``type``) the type follows the values.
     """
     values = list(values)
+    kinds = set(map(builtins_type, values))
+    kinds.discard(NoneType)
+    if len(kinds) == 1 and (plain := _PLAIN.get(next(iter(kinds)))) is not None:
+        try:  # one plain kind: Arrow converts it exactly (an int past int64 raises)
+            return pa.array(values, plain)
+        except (OverflowError, pa.ArrowInvalid):
+            pass
+    if kinds and kinds <= _PLAIN.keys():  # plain kinds only (SQLite's int, float and text): by type
+        groups = {
+            (_PLAIN_NAMES[kind], _PLAIN[kind]): [
+                i for i, value in enumerate(values) if value.__class__ is kind
+            ]
+            for kind in kinds
+        }
+        try:
+            return _union(values, groups)
+        except (OverflowError, pa.ArrowInvalid):  # an int past int64: each int looked at
+            pass
     groups: dict[tuple[str, pa.DataType], list[int]] = {}
     for index, value in enumerate(values):
         if value is not None:

@@ -18,6 +18,7 @@ before) and a fold (the first occurrence).
 from __future__ import annotations
 
 import functools
+import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -45,14 +46,73 @@ _EPOCH_MAX = int(
 _ZERO_DATES = pa.array(sorted(ZERO_DATES))
 
 
+_WIDTHS = {"Y": 4, "m": 2, "d": 2, "H": 2, "M": 2, "S": 2}
+
+
 @functools.lru_cache(maxsize=64)
-def _format_pattern(fmt: str) -> tuple[str, tuple[str, ...]] | None:
-    """The RE2 pattern of one format (its directives as named groups, the rest of the text last)."""
+def _fixed_layout(fmt: str) -> tuple[str, tuple[tuple[str, int, int], ...]] | None:
+    """The zero-padded shape of a format of fixed-width fields, and where each field sits.
+
+    Fields as (directive, start, width); None for a format with any other field.
+
+    In a text of exactly that shape every field is at its widest, so the fixed-position reading
+    is its only full-length parse; and the per-value regex takes it first whenever each field is
+    in its range (it tries the two-digit alternatives first). A field out of range leaves only
+    shorter parses, which end before the text does: no match, as per value.
+    """
+    if _format_pattern(fmt) is None:
+        return None
+    shape, fields, position = [], [], 0
+    for piece in re.split(r"(%.?|\s+)", fmt):
+        if piece.startswith("%"):
+            directive = piece[1:]
+            if directive == "%":
+                shape.append("%")
+                position += 1
+                continue
+            if directive not in _WIDTHS:
+                return None
+            shape.append(f"[0-9]{{{_WIDTHS[directive]}}}")
+            fields.append((directive, position, _WIDTHS[directive]))
+            position += _WIDTHS[directive]
+        elif piece and piece.isspace():
+            shape.append(_ASCII_SPACE[:-1])  # one whitespace character: the shape is fixed
+            position += 1
+        elif piece:
+            shape.append(re.escape(piece))
+            position += len(piece)
+    return f"^(?i:{''.join(shape)})$", tuple(fields)
+
+
+def _fixed_fields(text: pa.Array, fields: tuple[tuple[str, int, int], ...]) -> tuple:
+    """Local microseconds and whether the fields make a real date, read at fixed positions."""
+    value = {"Y": 1, "m": 1, "d": 1, "H": 0, "M": 0, "S": 0}
+    numbers = {}
+    for directive, start, width in fields:
+        digits = pc.utf8_slice_codeunits(text, start, start + width)
+        numbers[directive] = digits.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    count = len(text)
+    year, month, day, hour, minute, second = (
+        numbers.get(d, np.full(count, value[d], dtype=np.int64)) for d in "YmdHMS"
+    )
+    real = _real_date(year, month, day, hour, minute, second)
+    return _local_micros(year, month, day, hour, minute, second, 0), real, year
+
+
+@functools.lru_cache(maxsize=64)
+def _format_pattern(fmt: str) -> tuple[str, str, tuple[str, ...]] | None:
+    """The RE2 patterns of one format, and its directives in order.
+
+    First, its first match with the rest of the text as a last group (the per-value semantics:
+    that rest must be empty); second, a full match (necessary for that). None for a format only
+    strptime parses.
+    """
     compiled = strptime_regex(fmt, digit="[0-9]", space=_ASCII_SPACE, named=True)
     if compiled is None or not fmt.isascii():
         return None  # a non-ASCII literal could match ASCII text case-insensitively in Python
     pattern, order = compiled
-    return f"^(?i:{pattern})(?P<rest>(?s:.*))$", tuple(d for d in order if d != "%")
+    first = f"^(?i:{pattern})(?P<rest>(?s:.*))$"
+    return first, f"^(?i:{pattern})$", tuple(d for d in order if d != "%")
 
 
 def _field(parts: pa.Array, directives: tuple[str, ...], name: str, default: int) -> np.ndarray:
@@ -80,11 +140,9 @@ def _days_in_month(year: np.ndarray, month: np.ndarray) -> np.ndarray:
     return lengths[np.clip(month, 0, 12)] + ((month == 2) & leap)
 
 
-def _parsed(parts: pa.Array, directives: tuple[str, ...]) -> tuple[np.ndarray, ...]:
-    """(local microseconds, whether ``datetime(...)`` accepts the fields, the year) per row."""
-    year, month, day = (_field(parts, directives, name, 1) for name in "Ymd")
-    hour, minute, second, micro = (_field(parts, directives, name, 0) for name in "HMSf")
-    real = (
+def _real_date(year, month, day, hour, minute, second) -> np.ndarray:
+    """Where ``datetime(...)`` accepts the fields (the regex of %S admits 60 and 61)."""
+    return (
         (year >= 1)
         & (month >= 1)
         & (month <= 12)
@@ -92,10 +150,57 @@ def _parsed(parts: pa.Array, directives: tuple[str, ...]) -> tuple[np.ndarray, .
         & (day <= _days_in_month(year, month))
         & (hour <= 23)
         & (minute <= 59)
-        & (second <= 59)  # the regex of %S admits 60 and 61; datetime() does not
+        & (second <= 59)
     )
+
+
+def _local_micros(year, month, day, hour, minute, second, micro) -> np.ndarray:
     seconds = ((_days_from_civil(year, month, day) * 24 + hour) * 60 + minute) * 60 + second
-    return seconds * _MICROS + micro, real, year
+    return seconds * _MICROS + micro
+
+
+def _parsed(parts: pa.Array, directives: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+    """(local microseconds, whether ``datetime(...)`` accepts the fields, the year) per row."""
+    year, month, day = (_field(parts, directives, name, 1) for name in "Ymd")
+    hour, minute, second, micro = (_field(parts, directives, name, 0) for name in "HMSf")
+    real = _real_date(year, month, day, hour, minute, second)
+    return _local_micros(year, month, day, hour, minute, second, micro), real, year
+
+
+def _format_over(text: pa.Array, fmt: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One format over (trimmed, ASCII) text: (matched, local µs, real date, year) per row.
+
+    Texts in the format's fixed shape are read at fixed positions; the others that can match
+    at all (a full match is necessary) go through the per-value regex with its semantics.
+    """
+    pattern, full, directives = _format_pattern(fmt)
+    count = len(text)
+    matched = np.zeros(count, dtype=bool)
+    local = np.zeros(count, dtype=np.int64)
+    real = np.zeros(count, dtype=bool)
+    year = np.zeros(count, dtype=np.int64)
+    remaining = np.arange(count)
+    layout = _fixed_layout(fmt)
+    if layout is not None:
+        shape, fields = layout
+        shaped = np.flatnonzero(_mask(pc.match_substring_regex(text, shape)))
+        if len(shaped):
+            micros, good, years = _fixed_fields(text.take(pa.array(shaped)), fields)
+            # a field out of range (no match) and no such date (February 30th) end alike:
+            # the next format is tried; only a real date is taken
+            matched[shaped] = good
+            local[shaped], real[shaped], year[shaped] = micros, good, years
+            remaining = np.setdiff1d(remaining, shaped, assume_unique=True)
+    if len(remaining):
+        candidates = text.take(pa.array(remaining))
+        possible = remaining[_mask(pc.match_substring_regex(candidates, full))]
+        if len(possible):
+            parts = pc.extract_regex(text.take(pa.array(possible)), pattern)
+            ends = _mask(pc.equal(pc.struct_field(parts, "rest"), ""))
+            micros, good, years = _parsed(parts, directives)
+            matched[possible] = ends
+            local[possible], real[possible], year[possible] = micros, good & ends, years
+    return matched, local, real & matched, year
 
 
 def _local_text(text: pa.Array, formats: tuple[str, ...]):
@@ -112,17 +217,13 @@ def _local_text(text: pa.Array, formats: tuple[str, ...]):
     out_of_table = np.zeros(count, dtype=bool)
     every_format = True
     for fmt in formats:
-        compiled = _format_pattern(fmt)
-        if compiled is None:  # strptime's own directives: this format and later ones per value
+        if _format_pattern(fmt) is None:  # strptime's own directives: this format on, per value
             every_format = False
             break
         rows = np.flatnonzero(pending)
         if not len(rows):
             break
-        pattern, directives = compiled
-        parts = pc.extract_regex(text.take(pa.array(rows)), pattern)
-        matched = _mask(pc.equal(pc.struct_field(parts, "rest"), ""))
-        micros, real_date, year = _parsed(parts, directives)
+        matched, micros, real_date, year = _format_over(text.take(pa.array(rows)), fmt)
         in_table = (year >= _FIRST_YEAR) & (year <= _LAST_YEAR)
         real = matched & real_date & in_table
         # a real date outside the tabled years ends the search; the per-value function decides

@@ -80,12 +80,66 @@ def fixed_numbers(values: pa.Array) -> Fixed | None:
         coefficient, fits = decimal_coefficients(values)
         return Fixed(coefficient, -kind.scale, coefficient < 0, fits, missing)
     if pa.types.is_floating(kind):
-        # the shortest round-trip digits, as repr(); NaN and inf stay undecided (no match)
-        return _fixed_from_text(values.cast(pa.float64()).cast(pa.string()), missing)
+        return _fixed_from_floats(values.cast(pa.float64()), missing)
     if is_text(values):
         text = trimmed(values)
         return _fixed_from_text(text, missing | _mask(pc.equal(text, "")))
     return None
+
+
+_FLOAT_PLACES = 15  # beyond, and for any row the search leaves open, the text route decides
+
+
+def _fixed_from_floats(values: pa.Array, missing: np.ndarray) -> Fixed:
+    """Floats by the value of their shortest repr, ``Decimal(repr(x))``.
+
+    For each row, the fewest places f at which a whole number n (below 2^53) gives the float
+    back: fl(n / 10^f) == x, where both operands are exact, so the division rounds once,
+    correctly. Fewest places is fewest significant digits, which is what repr() writes; where
+    exactly one n qualifies, it is repr's value. The other rows (two candidates, more places,
+    2^53 and beyond) take Arrow's float-to-text cast, which writes the shortest round-trip
+    digits too; NaN and inf stay undecided. The parity suite checks both against repr().
+    """
+    x = pc.fill_null(values, 0.0).to_numpy(zero_copy_only=False)
+    count = len(x)
+    coefficient = np.zeros(count, dtype=np.int64)
+    places = np.full(count, -1, dtype=np.int64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        open_rows = np.flatnonzero(np.isfinite(x) & (np.abs(x) < 2.0**53) & ~missing)
+        for f in range(_FLOAT_PLACES + 1):
+            if not len(open_rows):
+                break
+            scale, target = 10.0**f, x[open_rows]
+            near = np.rint(target * scale)
+            hits = np.zeros(len(open_rows), dtype=np.int64)
+            found = np.zeros(len(open_rows))
+            for step in (-1.0, 0.0, 1.0):
+                candidate = near + step
+                ok = (np.abs(candidate) < 2.0**53) & (candidate / scale == target)
+                hits += ok
+                found = np.where(ok, candidate, found)
+            unique = hits == 1
+            coefficient[open_rows[unique]] = found[unique].astype(np.int64)
+            places[open_rows[unique]] = f
+            open_rows = open_rows[hits == 0]  # two candidates: the text route decides
+    exact = places >= 0
+    rest = np.flatnonzero(~exact & ~missing)
+    by_text = None
+    if len(rest):
+        text = values.take(pa.array(rest)).cast(pa.string())
+        by_text = _fixed_from_text(text, np.zeros(len(rest), dtype=bool))
+    common = int(places.max(initial=0))
+    if by_text is not None:
+        common = max(common, -by_text.exponent)
+    result = np.zeros(count, dtype=np.int64)
+    fine = np.zeros(count, dtype=bool)
+    for f in np.unique(places[exact]).tolist():
+        rows = np.flatnonzero(places == f)
+        result[rows], fine[rows] = _shift_up(coefficient[rows], common - f)
+    if by_text is not None:
+        scaled, fits = _shift_up(by_text.coefficient, common + by_text.exponent)
+        result[rest], fine[rest] = scaled, fits & by_text.exact
+    return Fixed(result, -common, np.signbit(x), fine & ~missing, missing)
 
 
 def _fixed_from_text(text: pa.Array, missing: np.ndarray) -> Fixed:
