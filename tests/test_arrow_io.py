@@ -22,6 +22,7 @@ from runbook_lib.mapping.compiled import ordered_sources
 from runbook_lib.run.context import StageContext
 from runbook_lib.transforms.kernels import to_python
 
+
 def _rows(batches) -> list[tuple]:
     rows = []
     for batch in batches:
