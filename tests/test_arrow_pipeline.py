@@ -48,6 +48,7 @@ def assert_same_chunk(pipeline: CompiledSource, rows: list[tuple], counts: RowCo
     for name, values in expected.columns.items():
         assert repr(found.columns[name]) == repr(values), f"{pipeline.label}: {name}"
     assert repr(rejects) == repr(expected_rejects)  # key, rule, message, raw row: all of it
+    assert found.dropped == expected.dropped  # the values on_error "null" dropped, by row
     return len(rows), len(rejects)
 
 
@@ -240,3 +241,33 @@ def test_on_error_null_keeps_the_row_and_a_quarantine_column_rejects_it():
         "amount: 'aaa' is not a number",
     )
     assert_same_chunk(pipeline, rows)
+
+
+def test_the_hr_sales_scenario_with_key_prefixes_and_self_references_is_the_same(tmp_path):
+    # a second, unlike spec: two sources into one target told apart by key prefixes,
+    # references into the target itself and into another source's prefixed keys
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent / "scenarios"))
+    from hr_sales.legacy import build_legacy
+
+    from runbook_lib.config.connections import make_engine
+    from runbook_lib.mapping.model import load_spec
+
+    path = tmp_path / "store.db"
+    build_legacy(f"sqlite:///{path}")
+    engine = make_engine(sa.engine.make_url(f"sqlite:///{path}"))
+    spec = load_spec(Path(__file__).parent / "scenarios" / "hr_sales" / "spec.yaml")
+    prefixed = rejected = 0
+    counts = RowCounts()
+    for pipeline in ordered_sources(spec):
+        with engine.connect() as connection:
+            rows = [tuple(r) for r in connection.execute(pipeline.select())]
+        for start in range(0, len(rows), 300):
+            _n, r = assert_same_chunk(pipeline, rows[start : start + 300], counts)
+            rejected += r
+        prefixed += bool(pipeline.key_prefix)
+    engine.dispose()
+    assert prefixed >= 2 and rejected > 0
+    assert counts.by_kernel

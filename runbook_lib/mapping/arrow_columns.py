@@ -68,10 +68,14 @@ class RowCounts:
 
 @dataclass(frozen=True)
 class ArrowChunk:
-    """A chunk's target columns (rows the mapping kept) beside the source rows they came from."""
+    """A chunk's target columns (rows the mapping kept) beside the source rows they came from.
+
+    ``dropped``: by row, the ``column:rule`` of each value ``on_error: "null"`` dropped in it.
+    """
 
     source: pa.RecordBatch
     columns: pa.RecordBatch
+    dropped: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.columns.num_rows
@@ -80,7 +84,7 @@ class ArrowChunk:
         """The same chunk as Python values (what ``transform_batch`` gives)."""
         raws = _python_rows(self.source)
         columns = {name: to_python(self.columns.column(name)) for name in self.columns.schema.names}
-        return ColumnBatch(raws, columns)
+        return ColumnBatch(raws, columns, dict(self.dropped))
 
 
 def transform_record_batch(
@@ -93,10 +97,14 @@ def transform_record_batch(
         "source_key": _source_keys(source, batch),
     }
     failed: dict[int, RowRejected] = {}
+    dropped: dict[int, tuple[str, ...]] = {}
     for column in source.columns:
-        outputs, errors = run_chain(column, batch, counts)
+        prefix = source.parents[column.outputs[0]].key_prefix if column.references else ""
+        outputs, errors = run_chain(column, batch, counts, prefix)
         if errors and column.on_error == "null":
             outputs = tuple(_null_at(output, sorted(errors)) for output in outputs)
+            for index, exc in errors.items():
+                dropped[index] = (*dropped.get(index, ()), f"{column.outputs[0]}:{exc.rule}")
         elif errors:
             label = ", ".join(column.outputs)
             for index, exc in errors.items():
@@ -107,21 +115,26 @@ def transform_record_batch(
         columns.update(zip(column.outputs, outputs, strict=True))
     target = pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
     if not failed:
-        return ArrowChunk(batch, target), []
+        return ArrowChunk(batch, target, dropped), []
     order = sorted(failed)
     keep = np.ones(count, dtype=bool)
     keep[order] = False
+    renumbered = np.cumsum(keep) - 1  # a kept row's position once the failed ones are gone
+    dropped = {int(renumbered[i]): d for i, d in dropped.items() if keep[i]}
     raws = _python_rows(batch.take(pa.array(order, pa.int64())))
     rejects = [
         source.reject(raw, failed[index].rule, failed[index].message)
         for raw, index in zip(raws, order, strict=True)
     ]
     kept = pa.array(keep)
-    return ArrowChunk(batch.filter(kept), target.filter(kept)), rejects
+    return ArrowChunk(batch.filter(kept), target.filter(kept), dropped), rejects
 
 
 def run_chain(
-    column: CompiledColumn, batch: pa.RecordBatch, counts: RowCounts | None = None
+    column: CompiledColumn,
+    batch: pa.RecordBatch,
+    counts: RowCounts | None = None,
+    key_prefix: str = "",
 ) -> tuple[Arrays, Errors]:
     """A column's chain over the batch: its output arrays and {row: first error}.
 
@@ -137,8 +150,8 @@ def run_chain(
         values, step_errors = run_step(transform, options, values, counts)
         for index, exc in step_errors.items():
             errors.setdefault(index, exc)
-    if column.references is not None:  # a parent's key, as text, as the target keeps keys
-        values = (_key_text(values[0]),)
+    if column.references is not None:  # the parent's source key: text after its key prefix
+        values = (_key_text(values[0], key_prefix),)
     return values, errors
 
 
@@ -302,21 +315,29 @@ def _repeat(value: Any, count: int) -> pa.Array:
     return to_arrow([value]).take(pa.array(np.zeros(count, np.int64)))
 
 
-def _key_text(array: pa.Array) -> pa.Array:
-    """``str(value)`` of each non-NULL value: what the row path makes of a key."""
+def _key_text(array: pa.Array, prefix: str = "") -> pa.Array:
+    """``f"{prefix}{value}"`` of each non-NULL value: what the row path makes of a key."""
     if is_text(array):
-        return array
-    if is_integer(array) or pa.types.is_null(array.type):
-        return array.cast(pa.string())
-    return to_arrow([None if v is None else str(v) for v in to_python(array)], pa.string())
+        text = array
+    elif is_integer(array) or pa.types.is_null(array.type):
+        text = array.cast(pa.string())
+    else:
+        text = to_arrow([None if v is None else str(v) for v in to_python(array)], pa.string())
+    if prefix:
+        text = pc.binary_join_element_wise(pa.scalar(prefix), text.cast(pa.string()), "")
+    return text
 
 
 def _source_keys(source: CompiledSource, batch: pa.RecordBatch) -> pa.Array:
-    # the row path writes str(value) of every key part, "None" for a NULL one; so does this
+    # the row path writes str(value) of every key part, "None" for a NULL one, after the
+    # source's key prefix; so does this
     keys = [pc.fill_null(_key_text(batch.column(name)), "None") for name in source.key_columns]
-    if len(keys) == 1:
-        return keys[0]
-    return pc.binary_join_element_wise(*keys, "|")
+    joined = keys[0] if len(keys) == 1 else pc.binary_join_element_wise(*keys, "|")
+    if source.key_prefix:
+        joined = pc.binary_join_element_wise(
+            pa.scalar(source.key_prefix), joined.cast(pa.string()), ""
+        )
+    return joined
 
 
 def _python_rows(batch: pa.RecordBatch) -> list[tuple]:
