@@ -34,7 +34,7 @@ from runbook_lib.transforms.contacts import _CN_MOBILE_SHAPE, _NANP_SHAPE
 from runbook_lib.transforms.dates import _to_utc
 from runbook_lib.transforms.kernels import contacts as contact_kernels
 from runbook_lib.transforms.kernels import dates as date_kernels
-from runbook_lib.transforms.kernels import money as money_kernels
+from runbook_lib.transforms.kernels import fixed as fixed_numbers
 from runbook_lib.transforms.kernels.arrays import PY_WHITESPACE, to_arrow, to_python
 from runbook_lib.transforms.registry import register_kernel
 
@@ -265,6 +265,12 @@ def test_a_value_a_kernel_gives_no_answer_for_is_a_failure_never_a_silent_null(
     found, _ = _vectorized(name, options, columns)
     assert found[0][:2] == ("error", rule)
     assert_same(name, options, *columns)
+
+
+def test_a_column_without_any_currency_is_unknown_currency_row_by_row():
+    found, _ = _vectorized("convert_currency", RATES, [["12.50", None], [None, None]])
+    assert found[0][:2] == ("error", "unknown_currency") and found[1] == ("value", "None")
+    assert_same("convert_currency", RATES, ["12.50", None], [None, None])
 
 
 def test_mysql_zero_dates_are_no_date_but_a_partly_zero_date_is_unparseable():
@@ -685,7 +691,7 @@ def test_arrow_arrays_hold_python_values_exactly(values):
 
 
 def _fixed_values(values: list[float]) -> list[Decimal | None]:
-    numbers = money_kernels.fixed_numbers(pa.array(values, pa.float64()))
+    numbers = fixed_numbers.fixed_numbers(pa.array(values, pa.float64()))
     return [
         Decimal(int(c)).scaleb(numbers.exponent) if ok else None
         for c, ok in zip(numbers.coefficient, numbers.exact, strict=True)

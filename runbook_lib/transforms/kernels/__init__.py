@@ -8,8 +8,8 @@ runs per value over the column). The per-value function stays the definition: on
 kernel decides, it must give the value the per-value function gives (``kernels.arrays`` holds
 the exact Python ↔ Arrow conversion, ``tests/test_kernel_parity.py`` the proof).
 
-By family, beside ``transforms.*``: ``text``, ``money``, ``dates``, ``names``, ``contacts``,
-``flags``.
+By family, beside ``transforms.*``: ``text``, ``money`` (on ``fixed``, exact fixed-point
+numbers), ``dates``, ``names``, ``contacts``, ``flags``.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from runbook_lib.db.type_rules import ZERO_DATES
 from runbook_lib.transforms.dates import _datetime_parser, strptime_regex
 from runbook_lib.transforms.kernels.arrays import UTC_TIMESTAMP, decided, is_text, trimmed
-from runbook_lib.transforms.kernels.money import whole_numbers
+from runbook_lib.transforms.kernels.fixed import whole_numbers
 from runbook_lib.transforms.registry import register_kernel
 
 _MICROS = 1_000_000
