@@ -36,6 +36,7 @@ BENCH_ORDERS ?= 1000000
 bench: $(STAMP)
 	$(BIN)/python bench/bench_load.py --orders $(BENCH_ORDERS)
 	@if [ -f bench/bench_validation.py ]; then $(BIN)/python bench/bench_validation.py --orders $(BENCH_ORDERS); fi
+	$(BIN)/python bench/bench_transforms.py --orders 100000,$(BENCH_ORDERS) --io
 
 # JupyterLab on the notebooks with the project's kernel; the notebooks default to env dev.
 LAB_PORT ?= 8888

@@ -49,3 +49,11 @@ def test_the_load_benchmark_runs_every_contender(bench_project):
 def test_the_validation_benchmark_finds_the_ten_planted_differences(bench_project):
     out = _run(bench_project, "bench_validation.py", "--orders", "1000", "--contenders", "toolkit")
     assert re.search(r"^toolkit\s.*10/10 \(10 exact\)\s+0$", out, re.M), out
+
+
+def test_the_transform_benchmark_compares_the_three_paths_and_the_io(bench_project):
+    out = _run(
+        bench_project, "bench_transforms.py", "--orders", "400", "--chunk-size", "300", "--io"
+    )
+    assert re.search(r"^all sources\s+[\d,]+(\s+[\d,]+){4}\s+[\d.]+x\s+[\d.]+x", out, re.M), out
+    assert re.search(r"^order_items\s+[\d,]+(\s+[\d,]+){5}\s+[\d.]+x\s+[\d.]+x$", out, re.M), out

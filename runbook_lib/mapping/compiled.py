@@ -449,6 +449,19 @@ class CompiledSource:
         batch, failed = self.transform_columns(partition)
         return batch, [self.reject(raw, exc.rule, exc.message) for raw, exc in failed]
 
+    def transform_arrow(self, batch: Any, counts: Any = None) -> tuple[Any, list[Reject]]:
+        """:meth:`transform_batch` over a ``pyarrow.RecordBatch`` of the select columns, vectorized.
+
+        Each step runs its kernel over the column, and its per-value function only for the rows
+        the kernel leaves undecided (``mapping.arrow_columns``); the outcome is the one
+        :meth:`transform_batch` gives. Returns an ``ArrowChunk`` (the kept source rows and the
+        target columns, as Arrow) and the rejects. ``counts`` (an ``arrow_columns.RowCounts``)
+        tallies the rows each kernel decided.
+        """
+        from runbook_lib.mapping.arrow_columns import transform_record_batch  # pyarrow on demand
+
+        return transform_record_batch(self, batch, counts)
+
     # --- the target -----------------------------------------------------------------------
 
     def parent_ids(

@@ -60,25 +60,24 @@ def normalize_email(value: Any) -> str | None:
         raise TransformError("invalid_email", f"{_mask_email(address)}: {exc}") from None
 
 
-def _cn_mobile_pattern() -> re.Pattern[str]:
-    """CN mobile numbers as the library's own metadata defines them (not all of 1[3-9]xxx)."""
+def _cn_mobile_parts() -> tuple[str, str]:
+    """CN mobile numbers as the library's own metadata defines them (not all of 1[3-9]xxx).
+
+    (general, mobile): a valid CN mobile's national number fully matches both.
+    """
     meta = phonenumbers.PhoneMetadata.metadata_for_region("CN")
     general, mobile = meta.general_desc, meta.mobile
     if 11 not in mobile.possible_length or 11 not in general.possible_length:
         raise RuntimeError("phonenumbers CN metadata changed: mobile numbers are not 11 digits")
-    # The national number must match both descriptions to be valid; digits are ASCII only.
-    return re.compile(
-        rf"(?=(?:{general.national_number_pattern})\Z)(?:{mobile.national_number_pattern})\Z",
-        re.ASCII,
-    )
+    return general.national_number_pattern, mobile.national_number_pattern
 
 
-def _nanp_pattern() -> re.Pattern[str]:
+def _nanp_parts() -> tuple[str, str]:
     """Valid 10-digit US national numbers as the library's metadata defines them.
 
-    ``is_valid_number`` holds when the number matches the general description and any one
-    number type (with 10 among its possible lengths); US is the first region of +1, so such a
-    number is valid and formats as ``+1`` and its ten digits.
+    (general, kinds): ``is_valid_number`` holds when the number matches the general description
+    and any one number type (with 10 among its possible lengths); US is the first region of +1,
+    so such a number is valid and formats as ``+1`` and its ten digits.
     """
     meta = phonenumbers.PhoneMetadata.metadata_for_region("US")
     if 10 not in meta.general_desc.possible_length:
@@ -102,14 +101,19 @@ def _nanp_pattern() -> re.Pattern[str]:
         and kind.national_number_pattern
         and (not kind.possible_length or 10 in kind.possible_length)
     )
-    general = meta.general_desc.national_number_pattern
-    return re.compile(rf"(?=(?:{general})\Z)(?:{alternatives})\Z", re.ASCII)
+    return meta.general_desc.national_number_pattern, alternatives
+
+
+def _both(parts: tuple[str, str]) -> re.Pattern[str]:
+    """A national number that fully matches both patterns; digits are ASCII only."""
+    first, second = parts
+    return re.compile(rf"(?=(?:{first})\Z)(?:{second})\Z", re.ASCII)
 
 
 _CN_MOBILE_SHAPE = re.compile(r"(?:\+86)?(1[0-9]{10})")
-_CN_MOBILE = _cn_mobile_pattern()
+_CN_MOBILE = _both(_cn_mobile_parts())
 _NANP_SHAPE = re.compile(r"(\+1)?([2-9][0-9]{9})")
-_NANP = _nanp_pattern()
+_NANP = _both(_nanp_parts())
 # Separators phonenumbers ignores inside a number: spaces, hyphens, dots and parentheses.
 _SEPARATORS = re.compile(r"[ \-.()]+")
 

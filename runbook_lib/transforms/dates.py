@@ -79,7 +79,16 @@ def _compile_format(fmt: str) -> Callable[[str], datetime | None] | None:
     return parse
 
 
-def _compile_general_format(fmt: str) -> Callable[[str], datetime | None] | None:
+def strptime_regex(
+    fmt: str, *, digit: str = r"\d", space: str = r"\s+", named: bool = False
+) -> tuple[str, list[str]] | None:
+    """The general parser's regex for ``fmt`` and its directives in order.
+
+    None when the format needs a directive only strptime parses. ``digit`` and ``space`` are
+    what stands for a digit and a whitespace run, and ``named`` names each directive's group
+    after it (the vectorized kernel writes the regex for RE2 so).
+    Raises ValueError for a format strptime would reject (a spec error).
+    """
     parts: list[str] = []
     order: list[str] = []
     pieces = re.split(r"(%.?|\s+)", fmt)
@@ -91,14 +100,25 @@ def _compile_general_format(fmt: str) -> Callable[[str], datetime | None] | None
             if directive != "%" and directive in order:
                 raise ValueError(f"{fmt!r} repeats the directive {piece!r}")
             order.append(directive)
-            parts.append(_FAST_DIRECTIVES.get(directive, "%" if directive == "%" else ""))
+            pattern = _FAST_DIRECTIVES.get(directive, "%" if directive == "%" else "")
+            if named and directive in _FAST_DIRECTIVES:  # each is one group: "(...)"
+                pattern = f"(?P<{directive}>{pattern[1:]}"
+            parts.append(pattern.replace(r"\d", digit))
         elif piece and piece.isspace():
-            parts.append(r"\s+")
+            parts.append(space)
         else:
             parts.append(re.escape(piece))
     if not {"Y", "m", "d"} <= set(order) or not set(order) <= set(_FAST_DIRECTIVES) | {"%"}:
         return None
-    regex = re.compile("".join(parts), re.IGNORECASE)
+    return "".join(parts), order
+
+
+def _compile_general_format(fmt: str) -> Callable[[str], datetime | None] | None:
+    compiled = strptime_regex(fmt)
+    if compiled is None:
+        return None
+    pattern, order = compiled
+    regex = re.compile(pattern, re.IGNORECASE)
     groups = [d for d in order if d != "%"]
     # A missing field reads the "0" appended after the groups; microseconds pad to six digits.
     fields = itemgetter(*(groups.index(f) if f in groups else len(groups) for f in "YmdHMS"))

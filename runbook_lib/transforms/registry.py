@@ -3,6 +3,10 @@
 Registering a transform is one decorator: :func:`register` reads the accepted and required
 options from the function's keyword-only parameters, so a spec can be checked without a call.
 The transforms themselves live in ``transforms_*`` modules; ``transforms`` imports them all.
+
+A transform may also carry a vectorized *kernel* (``transforms.kernels``), registered beside it
+by name with :func:`register_kernel`; the per-value function stays its definition, and the
+kernel must give the same value on every row it decides (``tests/test_kernel_parity.py``).
 """
 
 from __future__ import annotations
@@ -35,8 +39,19 @@ class Transform:
         """Apply the transform to ``inputs`` positional values with keyword options."""
         return self.func(*values, **options)
 
+    @property
+    def kernel(self) -> Callable[..., Any] | None:
+        """The vectorized kernel registered for this transform, if any.
+
+        Looked up by name rather than stored: a spec compiled before ``transforms.kernels`` was
+        imported still finds its kernels.
+        """
+        return KERNELS.get(self.name)
+
 
 REGISTRY: dict[str, Transform] = {}
+# name → kernel(*arrays, **options) -> KernelResult | None (see transforms.kernels.arrays)
+KERNELS: dict[str, Callable[..., Any]] = {}
 
 
 def register(
@@ -77,6 +92,23 @@ def register(
             can_fail=can_fail,
         )
         return func
+
+    return decorator
+
+
+def register_kernel(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register the decorated function as the vectorized kernel of transform ``name``.
+
+    The transform must be registered first, and has at most one kernel.
+    """
+
+    def decorator(kernel: Callable[..., Any]) -> Callable[..., Any]:
+        if name not in REGISTRY:
+            raise ValueError(f"kernel for {name!r}: no such transform is registered")
+        if name in KERNELS:
+            raise ValueError(f"transform {name!r} already has a kernel")
+        KERNELS[name] = kernel
+        return kernel
 
     return decorator
 
