@@ -223,3 +223,81 @@ def test_a_sync_runs_report_shows_what_it_applied_per_source(synced):
     ]
     assert "no watermark declared in the spec" in page  # legacy_b.customers
     assert 'id="accounting-figure"' in page
+
+
+def test_deletes_apply_removes_the_rows_gone_from_the_source_and_a_rollback_brings_them_back(
+    project,
+):
+    from runbook_lib.load import backup
+    from runbook_lib.run.stages import sync_snapshot_tables
+
+    spec_path = project / "params" / "mapping" / "demo.yaml"
+    spec = yaml.safe_load(spec_path.read_text())
+    events = spec["targets"]["user_events"]["sources"]["legacy_a.user_events"]
+    events["deletes"] = "apply"
+    spec_path.write_text(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False))
+    build_demo("ci", project)
+    ctx = StageContext(load_params("ci", project_root=project), None)
+    target = ctx.target_engine()
+    loader.load(
+        ctx.spec,
+        ctx.source_engines(),
+        target,
+        run_id="run-1",
+        mode="full",
+        chunk_size=300,
+        max_reject_rate=0.05,
+        target_label="target",
+    )
+    with sqlite3.connect(project / "work" / "ci" / "legacy_a.db") as connection:
+        connection.execute("DELETE FROM user_events WHERE id IN (3, 4, 5)")
+    tables = sync_snapshot_tables(ctx.spec)
+    assert "runbook_rejects" in tables
+    before = backup.snapshot(target, tables, "run-2")
+    report = _by_source(_sync(ctx, "run-2"))
+    events_result = report["legacy_a.user_events"]
+    assert (events_result.deleted_at_source, events_result.deleted_applied) == (3, 3)
+    assert report["legacy_a.orders"].deleted_applied == 0  # deletes: report, the default
+    with target.connect() as connection:
+        left = connection.execute(
+            sa.text("SELECT source_key FROM user_events WHERE source_key IN ('3', '4', '5')")
+        ).all()
+    assert left == []
+    validation = run_validation(
+        ctx.spec,
+        ctx.source_engines(),
+        target,
+        run_id="run-2",
+        target_label="target",
+        chunk_size=300,
+        max_unexplained_differences=0,
+    )
+    assert validation.passed, validation.render()
+    restored = backup.restore(target, before)
+    assert restored.passed
+    with target.connect() as connection:
+        assert (
+            connection.execute(
+                sa.text("SELECT count(*) FROM user_events WHERE source_key IN ('3', '4', '5')")
+            ).scalar()
+            == 3
+        )
+
+
+def test_deletes_apply_is_refused_for_a_merge_target_and_without_a_watermark(project):
+    from runbook_lib.mapping.check import check_spec
+
+    spec_path = project / "params" / "mapping" / "demo.yaml"
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["targets"]["customers"]["sources"]["legacy_a.users"]["deletes"] = "apply"
+    carts = spec["targets"]["carts"]["sources"]["legacy_a.carts"]
+    carts["deletes"] = "apply"
+    carts.pop("watermark", None)
+    spec_path.write_text(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False))
+    build_demo("ci", project)
+    ctx = StageContext(load_params("ci", project_root=project), None)
+    sources = {s: sa.inspect(e) for s, e in ctx.source_engines().items()}
+    check = check_spec(ctx.spec, sources, sa.inspect(ctx.target_engine()))
+    problems = dict(check.problems)
+    assert "merges records" in problems["targets.customers.sources.legacy_a.users.deletes"]
+    assert "needs a watermark" in problems["targets.carts.sources.legacy_a.carts.deletes"]

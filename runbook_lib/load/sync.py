@@ -22,8 +22,10 @@ import sqlalchemy as sa
 
 from runbook_lib.db.bookkeeping import REJECTS_TABLE
 from runbook_lib.db.lookups import key_in, refresh_statistics
+from runbook_lib.db.refusals import refused_by_target
 from runbook_lib.db.type_rules import type_family
 from runbook_lib.db.writes import adapt_rows, write_dicts
+from runbook_lib.db.writes import savepoint as open_savepoint
 from runbook_lib.errors import GateFailedError
 from runbook_lib.load import checkpoints, self_references
 from runbook_lib.load.loader import IdSequence, set_counters_past_highest, stream_source
@@ -56,12 +58,19 @@ class SourceSyncResult:
     deleted_at_source: int = 0
     deleted_keys: tuple[str, ...] = ()
     skipped: str | None = None
+    deletes: str = "report"  # what the spec says to do with rows gone from the source
+    deleted_applied: int = 0  # target rows the sync deleted (deletes: apply)
+    deletes_refused: tuple[
+        str, ...
+    ] = ()  # kept: the target refused their delete (still referenced)
+    rejects_cleared: int = 0  # rejects of rows gone from the source, no longer owed
 
     def to_dict(self) -> dict:
         data = dict(self.__dict__)
         data["quarantined_by_rule"] = data.pop("quarantined")
         data["quarantined"] = sum(self.quarantined.values())
         data["deleted_keys"] = list(self.deleted_keys)
+        data["deletes_refused"] = list(self.deletes_refused)
         return data
 
 
@@ -104,6 +113,7 @@ class SyncReport:
             "merged": sum(r.merged for r in self.results),
             "quarantined": self.quarantined,
             "deleted_at_source": sum(r.deleted_at_source for r in self.results),
+            "deleted_applied": sum(r.deleted_applied for r in self.results),
             "reject_rate": round(self.reject_rate, 6),
             "max_reject_rate": self.max_reject_rate,
             "passed": self.passed,
@@ -126,6 +136,13 @@ class SyncReport:
                 f"{name:<28} {r.watermark or '':<12} {r.inserted:>8,} {r.updated:>8,} {r.merged:>7,} "
                 f"{sum(r.quarantined.values()):>6,} {r.deleted_at_source:>8,}"
             )
+            if r.deletes == "apply" and r.deleted_at_source:
+                kept = (
+                    f", {len(r.deletes_refused):,} kept (still referenced)"
+                    if r.deletes_refused
+                    else ""
+                )
+                lines.append(f"    deleted in the target: {r.deleted_applied:,}{kept}")
         lines.append(
             f"reject rate {self.reject_rate:.3%} (gate {self.max_reject_rate:.3%}): "
             f"{'passed' if self.passed else 'FAILED'}"
@@ -178,6 +195,14 @@ def sync(
         ]
         if any(p.deferred_references for p in own):
             self_references.resolve(target, sources, metadata, own, run_id=run_id, mode="sync")
+    pipelines = {p.identity: p for p in ordered_sources(spec)}
+    for index in reversed(range(len(results))):  # children before their parents
+        result = results[index]
+        pipeline = pipelines[(result.target_table, result.source_system, result.source_table)]
+        if pipeline.source.deletes == "apply" and result.skipped is None:
+            results[index] = _apply_deletes(
+                result, pipeline, sources[pipeline.system], target, metadata, chunk_size
+            )
     refresh_statistics(target, spec.touched_tables())
     with target.begin() as connection:
         counters = set_counters_past_highest(connection, spec.touched_tables())
@@ -251,7 +276,7 @@ def _sync_source(
             state = _upsert_changed(
                 pipeline, source, target, metadata, key, state, declared.column, chunk_size
             )
-    deleted, listed = _deleted_at_source(pipeline, source, target, metadata, chunk_size)
+    deleted, listed, _gone = _deleted_at_source(pipeline, source, target, metadata, chunk_size)
     before = _text(previous.last_key) if by_key else previous.watermark
     after = _text(state.last_key) if by_key else state.watermark
     # the sync's own checkpoint counts from zero: merged means "matched an existing entity" for a
@@ -267,7 +292,104 @@ def _sync_source(
         quarantined=dict(state.quarantined),
         deleted_at_source=deleted,
         deleted_keys=listed,
+        deletes=pipeline.source.deletes,
     )
+
+
+def _apply_deletes(
+    result: SourceSyncResult,
+    pipeline: CompiledSource,
+    source: sa.Engine,
+    target: sa.Engine,
+    metadata: sa.MetaData,
+    chunk_size: int,
+) -> SourceSyncResult:
+    """Delete the target rows whose source row is gone (``deletes: apply``), and their rejects.
+
+    A delete the target refuses (a row still referenced by a child that stayed) keeps its row and
+    names it. Rows quarantined earlier whose source row is gone are no longer owed anything: their
+    rejects go too (the sync's snapshot holds the reject table, so a rollback brings them back).
+    """
+    table = metadata.tables[pipeline.target_name]
+    _count, _listed, gone = _deleted_at_source(pipeline, source, target, metadata, chunk_size)
+    applied, refused = 0, []
+    for start in range(0, len(gone), chunk_size):
+        batch = gone[start : start + chunk_size]
+        with target.begin() as connection:
+            applied += _delete_rows(connection, table, pipeline.system, batch, refused)
+    cleared = _clear_stale_rejects(pipeline, source, target, metadata, chunk_size)
+    return replace(
+        result, deleted_applied=applied, deletes_refused=tuple(refused), rejects_cleared=cleared
+    )
+
+
+def _delete_rows(connection, table, system: str, keys: list[str], refused: list[str]) -> int:
+    """Delete rows by key in a savepoint; a refused batch is retried row by row."""
+    where = sa.and_(table.c.source_system == system, table.c.source_key.in_(keys))
+    savepoint = open_savepoint(connection)
+    try:
+        deleted = connection.execute(table.delete().where(where)).rowcount
+        savepoint.commit()
+        return deleted
+    except Exception as exc:  # noqa: BLE001 - a refusal is told apart; anything else re-raised
+        savepoint.rollback()
+        if refused_by_target(exc) is None:
+            raise
+    if len(keys) == 1:
+        refused.append(keys[0])
+        return 0
+    return sum(_delete_rows(connection, table, system, [key], refused) for key in keys)
+
+
+def _clear_stale_rejects(pipeline, source, target, metadata, chunk_size) -> int:
+    """Delete the rejects of this source whose source row is gone; how many."""
+    rejects_table = metadata.tables[REJECTS_TABLE]
+    mine = sa.and_(
+        rejects_table.c.target_table == pipeline.target_name,
+        rejects_table.c.source_system == pipeline.system,
+        rejects_table.c.source_table == pipeline.table,
+    )
+    with target.connect() as connection:
+        keys = sorted(
+            set(connection.execute(sa.select(rejects_table.c.source_key).where(mine)).scalars())
+        )
+    present = _present_at_source(pipeline, source, keys)
+    stale = [k for k in keys if k not in present]
+    with target.begin() as connection:
+        for start in range(0, len(stale), chunk_size):
+            connection.execute(
+                rejects_table.delete().where(
+                    mine, rejects_table.c.source_key.in_(stale[start : start + chunk_size])
+                )
+            )
+    return len(stale)
+
+
+def _present_at_source(pipeline: CompiledSource, source: sa.Engine, keys: list[str]) -> set[str]:
+    """The source keys (target form, prefix included) of ``keys`` still in the source."""
+    key_name = pipeline.key_columns[0]
+    key_column = sa.column(key_name)
+    family = next(
+        (
+            type_family(c["type"])
+            for c in sa.inspect(source).get_columns(pipeline.table)
+            if c["name"] == key_name
+        ),
+        "text",
+    )
+    as_source = int if family == "integer" else str
+    present: set[str] = set()
+    with source.connect() as connection:
+        for condition in key_in(
+            key_column, [as_source(pipeline.key_of(k)) for k in keys], source.dialect.name
+        ):
+            found = connection.execute(
+                sa.select(key_column)
+                .select_from(sa.table(pipeline.table, key_column))
+                .where(condition)
+            )
+            present.update(f"{pipeline.key_prefix}{k}" for k in found.scalars())
+    return present
 
 
 def _text(key: tuple | None) -> str | None:
@@ -387,14 +509,17 @@ def _deleted_at_source(
     target: sa.Engine,
     metadata: sa.MetaData,
     chunk_size: int,
-) -> tuple[int, tuple[str, ...]]:
-    """Target rows whose source row is gone, found chunk by chunk (flat memory)."""
+) -> tuple[int, tuple[str, ...], list[str]]:
+    """Target rows whose source row is gone, found chunk by chunk (flat memory).
+
+    Returns the count, a few keys, and for ``deletes: apply`` all of them.
+    """
     if pipeline.target.merge:
         table = metadata.tables[pipeline.target.merge.crosswalk]
     else:
         table = metadata.tables[pipeline.target_name]
     if len(pipeline.key_columns) != 1:
-        return 0, ()
+        return 0, (), []
     key_name = pipeline.key_columns[0]
     key_column = sa.column(key_name)
     source_table = sa.table(pipeline.table, key_column)
@@ -408,7 +533,7 @@ def _deleted_at_source(
         "text",
     )
     as_source = int if family == "integer" else str
-    deleted, listed = 0, []
+    deleted, listed, gone_all = 0, [], []
     query = sa.select(table.c.source_key).where(pipeline.owns(table))
     with target.connect() as target_connection, source.connect() as source_connection:
         result = target_connection.execute(
@@ -426,4 +551,6 @@ def _deleted_at_source(
             gone = [k for k in keys if k not in present]
             deleted += len(gone)
             listed.extend(gone[: MAX_LISTED_DELETIONS - len(listed)])
-    return deleted, tuple(listed)
+            if pipeline.source.deletes == "apply":
+                gone_all.extend(gone)
+    return deleted, tuple(listed), gone_all

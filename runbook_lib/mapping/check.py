@@ -395,6 +395,21 @@ def _check_source(
     watermark = getattr(source, "watermark", None)
     if watermark is not None and watermark.column not in source_columns:
         problem((f"{path}.watermark.column", f"no column {watermark.column!r} in {system}.{table}"))
+    if source.deletes == "apply":
+        if watermark is None:
+            problem(
+                (f"{path}.deletes", "deletes: apply needs a watermark: only a sync applies them")
+            )
+        if target.merge is not None:
+            problem(
+                (
+                    f"{path}.deletes",
+                    f"{target_name} merges records of several sources into one row: a record "
+                    "gone from one source does not delete the person; use deletes: report",
+                )
+            )
+        if len(source.key_columns) != 1:
+            problem((f"{path}.deletes", "deletes: apply needs a one-column key"))
     generated = {target.id_column, *AUTO_COLUMNS} if target.id_column else set(AUTO_COLUMNS)
     for name, info in target_columns.items():
         required = not info.get("nullable", True) and info.get("default") is None

@@ -145,6 +145,8 @@ class SourceMapping(_Strict):
     filters: list[NamedFilter] = []
     sample: SampleSpec | None = None
     watermark: WatermarkSpec | None = None
+    # rows gone from the source: a sync reports them (default) or deletes them from the target
+    deletes: Literal["report", "apply"] = "report"
 
     @property
     def key_columns(self) -> list[str]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from runbook_lib.assess.assessment import AssessmentReport, assess_sources
-from runbook_lib.db.bookkeeping import BOOKKEEPING
+from runbook_lib.db.bookkeeping import BOOKKEEPING, REJECTS_TABLE
 from runbook_lib.db.schema_copy import copy_tables
 from runbook_lib.errors import ApprovalRequiredError, GateFailedError, RunbookError
 from runbook_lib.evidence.approvals import Approval, check_approval
@@ -158,7 +158,7 @@ def backup_target(ctx: StageContext) -> backup.Snapshot:
         return taken
     tables = ctx.spec.touched_tables()
     if ctx.load_mode == "incremental":  # a sync adds to a loaded target: snapshot it as it is
-        return backup.snapshot(ctx.target_engine(), tables, ctx.run_id)
+        return backup.snapshot(ctx.target_engine(), sync_snapshot_tables(ctx.spec), ctx.run_id)
     trial_result = ctx.read("trial", "trial")
     if not trial_result["passed"]:
         raise GateFailedError(
@@ -167,6 +167,16 @@ def backup_target(ctx: StageContext) -> backup.Snapshot:
         )
     loader.refuse_non_empty_target(ctx.target_engine(), tables)
     return backup.snapshot(ctx.target_engine(), tables, ctx.run_id)
+
+
+def sync_snapshot_tables(spec) -> list[str]:
+    """What a sync's snapshot holds: the touched tables, and maybe the reject table.
+
+    Where a sync deletes rows gone from the source, their rejects go with them and must come back.
+    """
+    tables = spec.touched_tables()
+    applies = any(source.deletes == "apply" for *_rest, source in spec.sources())
+    return [*tables, REJECTS_TABLE] if applies else tables
 
 
 def full_load(ctx: StageContext) -> loader.LoadReport | sync.SyncReport:
