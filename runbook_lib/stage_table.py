@@ -54,7 +54,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             "full_load",
             "03_full_load.ipynb",
-            glues=("snapshot", "full_load"),
+            glues=("snapshot", "full_load", "plan_vs_actual"),
             reads=(("mapping", "mapping_check"), ("trial", "trial")),
             approval="full load",
         ),
@@ -69,6 +69,18 @@ STAGES: dict[str, Stage] = {
             "05_rollback.ipynb",
             glues=("rollback",),
             approval="rollback",
+            in_runbook=False,
+        ),
+        Stage(
+            "cutover",
+            "06_cutover.ipynb",
+            glues=("cutover",),
+            reads=(
+                ("validation", "validation"),
+                ("trial", "trial"),
+                ("assessment", "classification"),
+            ),
+            approval="cut-over",
             in_runbook=False,
         ),
     )

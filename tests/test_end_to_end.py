@@ -169,3 +169,37 @@ def test_rollback_restores_the_target_and_proves_it_by_hash(ci_run):
     ]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert [s["name"] for s in manifest["stages"]][-1] == "rollback"
+
+
+def test_the_trial_projects_the_cutover_and_rehearses_the_rollback(ci_run):
+    from runbook_lib.evidence.scraps import read_scraps
+
+    _project, run_dir, _result = ci_run
+    trial = read_scraps(run_dir / "02_trial.ipynb")["trial"]
+    rehearsal, plan = trial["rollback_rehearsal"], trial["cutover_plan"]
+    loaded = trial["load"]["loaded"] + trial["load"]["merged"]
+    # every trial row (targets and crosswalk) rolled back, proven by hash, and timed
+    assert rehearsal["passed"] and rehearsal["rows_rolled_back"] >= loaded > 0
+    assert rehearsal["seconds"] > 0 and rehearsal["projected_rto_seconds"] > rehearsal["seconds"]
+    sources = {f"{t['source_system']}.{t['source_table']}" for t in trial["load"]["tables"]}
+    assert {t["source"] for t in plan["tables"]} == sources
+    full = read_scraps(run_dir / "03_full_load.ipynb")["full_load"]
+    assert {t["source"]: t["full_rows"] for t in plan["tables"]} == {
+        f"{t['source_system']}.{t['source_table']}": t["source_rows"] - t["filtered"]
+        for t in full["tables"]
+    }
+    assert plan["projected_load_seconds"] > 0 and plan["projected_downtime_seconds"] > 0
+    assert plan["assumptions"] and plan["rto_seconds"] == rehearsal["projected_rto_seconds"]
+
+
+def test_the_full_load_records_the_projection_beside_what_it_took(ci_run):
+    from runbook_lib.evidence.scraps import read_scraps
+
+    _project, run_dir, _result = ci_run
+    compared = read_scraps(run_dir / "03_full_load.ipynb")["plan_vs_actual"]
+    full = read_scraps(run_dir / "03_full_load.ipynb")["full_load"]
+    assert compared["actual_seconds"] == pytest.approx(
+        sum(t["seconds"] for t in full["tables"]), abs=0.01
+    )
+    assert compared["projected_seconds"] > 0 and compared["ratio"] > 0
+    assert compared["next_calibration"] == pytest.approx(compared["ratio"])  # no calibration yet

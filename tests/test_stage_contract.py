@@ -10,10 +10,10 @@ from runbook_lib.errors import GateFailedError, RunbookError, failure_data, fail
 from runbook_lib.stage_table import RUNBOOK_STAGES, STAGES, stage
 
 
-def test_the_runbook_runs_every_stage_but_the_rollback_in_order():
+def test_the_runbook_runs_every_stage_but_rollback_and_cutover_in_order():
     assert RUNBOOK_STAGES == ("assessment", "mapping", "trial", "full_load", "validation")
     assert [s.notebook for s in STAGES.values()] == sorted(s.notebook for s in STAGES.values())
-    assert {s.name for s in STAGES.values() if s.approval} == {"full_load", "rollback"}
+    assert {s.name for s in STAGES.values() if s.approval} == {"full_load", "rollback", "cutover"}
 
 
 def test_every_read_names_a_scrap_an_earlier_stage_glues():

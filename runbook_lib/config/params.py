@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy.engine import make_url
 
 from runbook_lib.errors import ParamsError
@@ -94,6 +102,53 @@ class GateParams(_Strict):
     max_new_check_violations: Annotated[int, Field(ge=0)] = 0
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|min|m|h)?\s*$")
+_UNIT_SECONDS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
+
+
+def _seconds(value: object) -> float | None:
+    """A duration as seconds: a number of seconds, or text such as ``90s``, ``30m``, ``2h``."""
+    if value is None or isinstance(value, int | float) and not isinstance(value, bool):
+        return None if value is None else float(value)
+    match = _DURATION.match(str(value))
+    if match is None:
+        raise ValueError("a duration: seconds (90), or 90s, 30m, 2h")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+Duration = Annotated[float | None, BeforeValidator(_seconds)]
+
+
+class NoticesParams(_Strict):
+    """Where the per-person notices go (outside outputs/: they hold real contact data)."""
+
+    path: str | None = Field(
+        default=None, description="CSV path; {env} and {run_id} are filled in; never under outputs/"
+    )
+    templates: dict[str, str] = Field(
+        default_factory=dict,
+        description="notice text per reason (merged, email_normalized, ...): {old} {new} {source}",
+    )
+
+
+class CutoverParams(_Strict):
+    """The cut-over's limits (each gates the 06_cutover stage) and its freeze check."""
+
+    max_downtime: Duration = None
+    rto: Duration = None
+    rpo: Duration = None
+    freeze_window: Annotated[float, BeforeValidator(_seconds)] = 10.0
+    expected_changes: Annotated[int, Field(ge=0)] | None = None
+    notices: NoticesParams = NoticesParams()
+
+
+class RolesParams(_Strict):
+    """Who may operate and who may approve in this environment (names as recorded)."""
+
+    operators: list[str] = []
+    approvers: list[str] = []
+
+
 class RunbookParams(_Strict):
     """Everything one environment's run needs; secrets only by environment variable name."""
 
@@ -110,6 +165,8 @@ class RunbookParams(_Strict):
     load: LoadParams = LoadParams()
     trial: TrialParams = TrialParams()
     gates: GateParams = GateParams()
+    cutover: CutoverParams = CutoverParams()
+    roles: RolesParams = RolesParams()
 
     @field_validator("sources")
     @classmethod

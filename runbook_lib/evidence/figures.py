@@ -387,3 +387,27 @@ def load_stage_outcome(load: dict) -> go.Figure:
     fig.update_layout(barmode="group")
     fig.update_yaxes(title="rows")
     return _layout(fig, "Incremental sync: what changed at the sources since the last load")
+
+
+def cutover_measures(cutover: dict) -> go.Figure:
+    """Downtime, RPO and RTO of a cut-over, each beside its limit."""
+    measures = cutover["measures"]
+    names = [m["name"] for m in measures]
+    fig = go.Figure()
+    fig.add_bar(
+        name="measured",
+        x=names,
+        y=[m["seconds"] for m in measures],
+        marker_color=["#54A24B" if m["within"] else "#E45756" for m in measures],
+    )
+    fig.add_bar(
+        name="limit", x=names, y=[m["limit_seconds"] for m in measures], marker_color="#BAB0AC"
+    )
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title="seconds")
+    return _layout(fig, "Cut-over: downtime, RPO and RTO against their limits")
+
+
+def plan_vs_actual(plan: dict) -> pd.DataFrame:
+    """The trial's projection beside the full load, per source table."""
+    return pd.DataFrame(plan["tables"], columns=["source", "projected_seconds", "actual_seconds"])

@@ -7,17 +7,27 @@ glued in the same run folder, never hidden state.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from runbook_lib.assess.assessment import AssessmentReport, assess_sources
+from runbook_lib.cutover import notices
+from runbook_lib.cutover.freeze import freeze_check
+from runbook_lib.cutover.notices import NoticesFile
+from runbook_lib.cutover.plan import CutoverPlan, PlanVsActual, compare, plan_from_trial
+from runbook_lib.cutover.record import CutoverRecord, Measure
+from runbook_lib.cutover.rehearsal import Rehearsal, rehearse
 from runbook_lib.db.bookkeeping import BOOKKEEPING, REJECTS_TABLE
 from runbook_lib.db.schema_copy import copy_tables
 from runbook_lib.errors import ApprovalRequiredError, GateFailedError, RunbookError
 from runbook_lib.evidence.approvals import Approval, check_approval
+from runbook_lib.evidence.run_folder import list_runs
+from runbook_lib.evidence.scraps import read_scraps
 from runbook_lib.load import backup, history, loader, sync
 from runbook_lib.mapping.check import SpecCheck, check_spec
+from runbook_lib.mapping.compiled import ordered_sources
 from runbook_lib.run.context import StageContext
 from runbook_lib.stage_table import STAGES
 from runbook_lib.ui.preview import TargetPreview, preview_mapping
@@ -76,10 +86,13 @@ class TrialResult:
     validation: ValidationReport
     # what the scratch target could not take over from the target (another dialect's CHECKs)
     scratch_notes: tuple[str, ...] = ()
+    plan: CutoverPlan | None = None  # the full load and downtime projected from this trial
+    rehearsal: Rehearsal | None = None  # the scratch target rolled back: timed, proven
 
     @property
     def passed(self) -> bool:
-        return self.load.passed and self.validation.passed
+        rehearsed = self.rehearsal is None or self.rehearsal.passed
+        return self.load.passed and self.validation.passed and rehearsed
 
     def to_dict(self) -> dict:
         return {
@@ -87,15 +100,27 @@ class TrialResult:
             "load": self.load.to_dict(),
             "validation": self.validation.to_dict(),
             "scratch_target_notes": list(self.scratch_notes),
+            "cutover_plan": self.plan.to_dict() if self.plan else None,
+            "rollback_rehearsal": self.rehearsal.to_dict() if self.rehearsal else None,
         }
 
     def render(self) -> str:
         notes = "".join(f"\nnot on the trial target: {note}" for note in self.scratch_notes)
         return f"{self.load.render()}\n\n{self.validation.render()}{notes}"
 
+    def render_cutover(self) -> str:
+        """The rehearsal and the plan (timings: they differ from one run to the next)."""
+        return "\n\n".join(x.render() for x in (self.rehearsal, self.plan) if x is not None)
+
     def raise_if_failed(self) -> None:
         self.load.raise_if_failed()
         self.validation.raise_if_failed()
+        if self.rehearsal is not None and not self.rehearsal.passed:
+            raise GateFailedError(
+                "the rollback rehearsal did not restore the trial target exactly",
+                hint="a rollback of the full load would not either: read the trial notebook "
+                "before loading",
+            )
 
 
 def reset_scratch_target(ctx: StageContext) -> list[str]:
@@ -117,6 +142,9 @@ def trial(ctx: StageContext) -> TrialResult:
     """Load a deterministic, referentially whole sample into the scratch target and validate it."""
     _require_approved_spec(ctx)
     notes = reset_scratch_target(ctx)
+    # the empty scratch tables, as a full load's snapshot of an empty target: what the rehearsal
+    # restores
+    before = backup.snapshot(ctx.trial_engine(), ctx.spec.touched_tables(), ctx.run_id)
     settings = ctx.params.model
     percent = settings.trial.sample_percent
     report = loader.load(
@@ -146,7 +174,51 @@ def trial(ctx: StageContext) -> TrialResult:
         masker=ctx.masker,
         max_new_check_violations=settings.gates.max_new_check_violations,
     )
-    return TrialResult(report, validation, tuple(notes))
+    full_rows = _full_rows(ctx)
+    rehearsal = rehearse(ctx.trial_engine(), before, full_rows=sum(full_rows.values()))
+    cutover = settings.cutover
+    plan = plan_from_trial(
+        report.to_dict(),
+        validation.to_dict(),
+        full_rows,
+        trial_target=ctx.label("trial_target"),
+        target=ctx.label("target"),
+        expected_changes=cutover.expected_changes,
+        freeze_check_seconds=cutover.freeze_window,
+        calibration=_calibration(ctx),
+        rto_seconds=rehearsal.projected_rto_seconds,
+    )
+    return TrialResult(report, validation, tuple(notes), plan, rehearsal)
+
+
+def _full_rows(ctx: StageContext) -> dict[str, int]:
+    """Rows each source holds in full (after its named filters): what the full load reads."""
+    engines = ctx.source_engines()
+    found = {}
+    for pipeline in ordered_sources(ctx.spec):
+        counts = pipeline.count(engines[pipeline.system])
+        filtered = sum(v for k, v in counts.items() if k.startswith("filtered:"))
+        found[f"{pipeline.system}.{pipeline.table}"] = counts["source_rows"] - filtered
+    return found
+
+
+def _calibration(ctx: StageContext) -> float | None:
+    """Actual ÷ projected of this environment's last full load that recorded one."""
+    for folder in reversed(list_runs(ctx.params.project_root, ctx.env)):
+        if ctx.run_dir is not None and folder.name == ctx.run_id:
+            continue
+        found = read_scraps(folder / STAGES["full_load"].notebook).get("plan_vs_actual")
+        if found and found.get("next_calibration"):
+            return float(found["next_calibration"])
+    return None
+
+
+def plan_vs_actual(ctx: StageContext, load: loader.LoadReport) -> PlanVsActual | None:
+    """The trial's projection beside this full load (None for a sync or without a plan)."""
+    if not isinstance(load, loader.LoadReport):
+        return None
+    plan = ctx.read("trial", "trial", default={}).get("cutover_plan")
+    return compare(plan, load.to_dict()) if plan else None
 
 
 def backup_target(ctx: StageContext) -> backup.Snapshot:
@@ -234,3 +306,81 @@ def rollback(ctx: StageContext) -> backup.RestoreReport:
         )
     history.refuse_out_of_order(ctx.target_engine(), ctx.run_id, env=ctx.env)
     return backup.restore(ctx.target_engine(), taken)
+
+
+def cutover(ctx: StageContext) -> CutoverRecord:
+    """The switch: freeze check, final sync, id counters, final validation, notices, the record.
+
+    Starts only after this run's validation passed (and, where params require approval, with a
+    cut-over approval bound to that validation's evidence); every measure is gated by the
+    ``cutover:`` limits in params.
+    """
+    approval = require_approval(ctx, "cutover")
+    validated = ctx.read("validation", "validation")
+    if not validated.get("passed"):
+        raise GateFailedError(
+            f"the validation of run {ctx.run_id} did not pass: no cut-over",
+            hint="fix what 04_validation shows and validate again",
+        )
+    trial = ctx.read("trial", "trial", default={})
+    settings = ctx.params.model
+    limits = settings.cutover
+    sources, target = ctx.source_engines(), ctx.target_engine()
+    frozen_at = time.time()
+    freeze = freeze_check(ctx.spec, sources, target, window_seconds=limits.freeze_window)
+    # the final sync can delete rows (deletes: apply): its own snapshot makes it reversible
+    backup.snapshot(target, sync_snapshot_tables(ctx.spec), f"{ctx.run_id}-cutover")
+    captured_at = time.time()
+    synced = sync.sync(
+        ctx.spec,
+        sources,
+        target,
+        run_id=ctx.run_id,
+        chunk_size=settings.load.chunk_size,
+        max_reject_rate=settings.gates.max_reject_rate,
+        target_label=ctx.label("target"),
+        progress=progress_callback(ctx.interactive),
+    )
+    final = run_validation(
+        ctx.spec,
+        sources,
+        target,
+        run_id=ctx.run_id,
+        target_label=ctx.label("target"),
+        chunk_size=settings.load.chunk_size,
+        max_unexplained_differences=settings.gates.max_unexplained_differences,
+        max_reject_rate=settings.gates.max_reject_rate,
+        progress=progress_callback(ctx.interactive),
+        masker=ctx.masker,
+        max_new_check_violations=settings.gates.max_new_check_violations,
+    )
+    validated_at = time.time()
+    rehearsal = trial.get("rollback_rehearsal") or {}
+    measures = (
+        Measure("downtime", validated_at - frozen_at, limits.max_downtime),
+        Measure("rpo", validated_at - captured_at, limits.rpo),
+        Measure("rto", rehearsal.get("projected_rto_seconds"), limits.rto),
+    )
+    return CutoverRecord(
+        run_id=ctx.run_id,
+        freeze=freeze.to_dict(),
+        sync=synced.to_dict(),
+        validation=final.to_dict(),
+        measures=measures,
+        counters=synced.counters,
+        notices=_notices(ctx).to_dict() if limits.notices.path else None,
+        approval=approval.to_dict() if approval else None,
+    )
+
+
+def _notices(ctx: StageContext) -> NoticesFile:
+    """The per-person notices, written where params say (never under outputs/)."""
+    settings = ctx.params.model.cutover.notices
+    path = ctx.params.resolve(settings.path.format(env=ctx.env, run_id=ctx.run_id))
+    return notices.write(
+        notices.collect(ctx.spec, ctx.source_engines(), ctx.target_engine(), ctx.masker),
+        path,
+        outputs=ctx.params.project_root / "outputs",
+        templates=settings.templates,
+        masker=ctx.masker,
+    )
