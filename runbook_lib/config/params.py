@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -23,8 +22,9 @@ from pydantic import (
 )
 from sqlalchemy.engine import make_url
 
-from runbook_lib.errors import ParamsError
+from runbook_lib.errors import ParamsError, YamlInputError
 from runbook_lib.privacy.scrub import redact_text
+from runbook_lib.strict_yaml import read_yaml
 
 # An environment names a params file, an evidence folder (outputs/<env>/) and, by convention, a
 # work folder: lower case (one spelling on case-insensitive file systems), no dots or slashes.
@@ -254,11 +254,12 @@ def load_params(
     path = Path(path)
     shown = _display_path(path, root)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path)
     except FileNotFoundError as exc:
         raise ParamsError(f"{shown}: params file not found") from exc
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{shown}: not valid YAML ({exc})") from exc
+    except YamlInputError as exc:
+        where = "" if exc.where == "(file)" else f" {exc.where}:"
+        raise ParamsError(f"{shown}:{where} {exc.detail}") from None
     if not isinstance(raw, dict):
         raise ParamsError(f"{shown}: expected a mapping of parameters at the top level")
     try:
