@@ -117,3 +117,41 @@ def test_a_spec_larger_than_the_limit_is_refused_by_its_size(project):
     with pytest.raises(MappingSpecError) as info:
         load_spec(path)
     assert "MiB" in str(info.value)
+
+
+# --------------------------------------------------------------------------------------------
+# 6. A password anywhere in a URL
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://app@db.example:5432/legacy?password=S3cretPW-1",
+        "mysql+pymysql://app@db.example/legacy?charset=utf8mb4&passwd=S3cretPW-1",
+        "postgresql+psycopg://app@db.example/legacy?sslmode=require&PGPASSWORD=S3cretPW-1",
+        "sqlite:///work/ci/legacy_a.db?token=S3cretPW-1",
+        "postgresql+psycopg://db.example/legacy?options=-c%20x&dsn=postgresql://u:S3cretPW-1@h/d",
+    ],
+)
+def test_a_password_in_the_query_string_of_a_url_is_refused(project, url):
+    text = ci_params_text(project)
+    old = 'legacy_a: {url: "sqlite:///work/ci/legacy_a.db"}'
+    assert old in text
+    write_ci_params(project, text.replace(old, f'legacy_a: {{url: "{url}"}}'))
+
+    with pytest.raises(ParamsError) as info:
+        load_params("ci", project_root=project)
+
+    message = str(info.value)
+    assert "params/ci.yaml" in message and "sources.legacy_a.url" in message
+    assert "url_env" in message
+    assert "S3cretPW-1" not in message
+
+
+def test_a_query_string_without_a_secret_is_accepted(project):
+    text = ci_params_text(project)
+    old = 'legacy_a: {url: "sqlite:///work/ci/legacy_a.db"}'
+    write_ci_params(
+        project, text.replace(old, 'legacy_a: {url: "sqlite:///work/ci/legacy_a.db?mode=ro"}')
+    )
+    assert load_params("ci", project_root=project).sources["legacy_a"].url.endswith("?mode=ro")

@@ -62,12 +62,33 @@ class ConnectionParams(_Strict):
             parsed = make_url(url)
         except Exception as exc:
             raise ValueError(f"not a SQLAlchemy URL ({exc})") from exc
-        if parsed.password:
+        where = _secret_in_url(url, parsed)
+        if where:
             raise ValueError(
-                "a URL written in a params file must not carry a password; "
+                f"a URL written in a params file must not carry a password ({where}); "
                 "put the whole URL in an environment variable and name it in 'url_env'"
             )
         return url
+
+
+# query keys that carry a secret, whatever the driver calls it (password, passwd, PGPASSWORD, ...)
+_SECRET_QUERY_KEY = re.compile(r"pass|pwd|secret|token|api_?key|credential", re.IGNORECASE)
+_PASSWORD_IN_TEXT = re.compile(r"[a-zA-Z][\w+.-]*://[^:/@\s]*:[^@/\s]+@")
+
+
+def _secret_in_url(url: str, parsed) -> str | None:
+    """Where a URL carries a secret (its user info, a query parameter, a URL inside it), or None."""
+    if parsed.password:
+        return "user:password@"
+    for key, value in parsed.query.items():
+        if _SECRET_QUERY_KEY.search(key):
+            return f"query parameter {key!r}"
+        values = [value] if isinstance(value, str) else list(value)
+        if any(_PASSWORD_IN_TEXT.search(v) for v in values):
+            return f"a URL with a password in query parameter {key!r}"
+    if _PASSWORD_IN_TEXT.search(url):
+        return "a URL with a password inside it"
+    return None
 
 
 class DemoParams(_Strict):
@@ -286,7 +307,12 @@ def format_validation_error(exc: ValidationError) -> str:
             lines.append(f"  {field}: required field is missing")
         else:
             found = error.get("input")
-            shown = "" if isinstance(found, dict | list) else f" (found {redact_text(repr(found))})"
+            secret = error["loc"] and str(error["loc"][-1]) == "url"  # may carry the password
+            shown = (
+                ""
+                if isinstance(found, dict | list) or secret
+                else f" (found {redact_text(repr(found))})"
+            )
             lines.append(f"  {field}: {error['msg']}{shown}")
     return "\n".join(lines)
 
