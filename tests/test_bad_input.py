@@ -8,11 +8,29 @@ error: a ``RunbookError`` with exit code 2 naming the file and the field, never 
 
 from __future__ import annotations
 
+import sqlite3
+import uuid
+
 import pytest
+import sqlalchemy as sa
+from conftest import MARIADB_ADMIN_URL, _server_or_skip
+from helpers import runbook
 
 from runbook_lib.config.params import load_params
-from runbook_lib.errors import MappingSpecError, ParamsError
+from runbook_lib.errors import EXIT_USAGE, ConnectionConfigError, MappingSpecError, ParamsError
 from runbook_lib.mapping.model import load_spec
+from runbook_lib.run import runner
+
+CI_FILES = ("legacy_a", "legacy_b", "crm", "target", "trial_target")
+
+
+def sqlite_files(project, names=CI_FILES) -> None:
+    """Real (tiny) SQLite files where the ci params expect them, so a pre-flight can open them."""
+    folder = project / "work" / "ci"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        with sqlite3.connect(folder / f"{name}.db") as connection:
+            connection.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY)")
 
 
 def ci_params_text(project) -> str:
@@ -25,6 +43,101 @@ def write_ci_params(project, text: str) -> None:
 
 def spec_path(project):
     return project / "params" / "mapping" / "demo.yaml"
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Pre-flight: every connection opened before the first notebook
+
+
+def test_a_missing_sqlite_source_exits_two_naming_it_and_is_not_created(project):
+    result = runbook(project, "run", "--env", "ci", timeout=120)
+
+    assert result.returncode == EXIT_USAGE, result.stderr
+    assert "connection 'legacy_a'" in result.stderr and "legacy_a.db" in result.stderr
+    assert "no such file" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (project / "outputs").exists()
+    assert not (project / "work" / "ci" / "legacy_a.db").exists()
+
+
+def test_an_unreachable_host_exits_two_naming_the_connection_before_anything_is_written(project):
+    sqlite_files(project)
+    text = ci_params_text(project)
+    old = 'trial_target: {url: "sqlite:///work/ci/trial_target.db"}'
+    assert old in text
+    # port 1 on the loopback: nothing listens there, so the connection is refused at once
+    write_ci_params(
+        project,
+        text.replace(old, 'trial_target: {url: "postgresql+psycopg://runbook@127.0.0.1:1/x"}'),
+    )
+
+    result = runbook(project, "run", "--env", "ci", timeout=120)
+
+    assert result.returncode == EXIT_USAGE, result.stderr
+    assert "connection 'trial_target'" in result.stderr and "cannot connect" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (project / "outputs").exists()
+
+
+def test_a_spec_system_without_a_connection_in_params_is_named_before_the_run(project):
+    sqlite_files(project)
+    path = spec_path(project)
+    text = path.read_text(encoding="utf-8")
+    old = "  legacy_a: legacy_a\n"
+    assert old in text
+    path.write_text(text.replace(old, "  legacy_a: legacy_x\n", 1), encoding="utf-8")
+
+    with pytest.raises(ConnectionConfigError) as info:
+        runner.prepare("ci", project)
+
+    message = str(info.value)
+    assert "systems.legacy_a" in message and "'legacy_x'" in message
+    assert "legacy_a, legacy_b, crm" in message
+    assert info.value.exit_code == EXIT_USAGE
+    assert not (project / "outputs").exists()
+
+
+def test_a_structurally_invalid_spec_exits_two_before_anything_is_written(project):
+    sqlite_files(project)
+    path = spec_path(project)
+    path.write_text(path.read_text(encoding="utf-8").replace("version: 1", "version: 7"))
+
+    result = runbook(project, "run", "--env", "ci", timeout=120)
+
+    assert result.returncode == EXIT_USAGE, result.stderr
+    assert "params/mapping/demo.yaml" in result.stderr and "version" in result.stderr
+    assert not (project / "outputs").exists()
+
+
+@pytest.mark.mariadb
+def test_a_wrong_password_exits_two_naming_the_connection_and_hiding_the_password(project):
+    admin = _server_or_skip(MARIADB_ADMIN_URL, "MariaDB")
+    user = f"rb_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(sa.text(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'right-Passw0rd'"))
+        connection.execute(
+            sa.text(f"CREATE USER '{user}'@'localhost' IDENTIFIED BY 'right-Passw0rd'")
+        )
+    try:
+        sqlite_files(project)
+        text = ci_params_text(project)
+        old = 'crm: {url: "sqlite:///work/ci/crm.db"}'
+        write_ci_params(project, text.replace(old, "crm: {url_env: RB_TEST_CRM_URL}"))
+        host = sa.engine.make_url(MARIADB_ADMIN_URL)
+        wrong = f"mysql+pymysql://{user}:wrong-Passw0rd@{host.host}:{host.port}/test"
+
+        result = runbook(project, "run", "--env", "ci", env={"RB_TEST_CRM_URL": wrong}, timeout=120)
+
+        assert result.returncode == EXIT_USAGE, result.stderr
+        assert "connection 'crm'" in result.stderr and "RB_TEST_CRM_URL" in result.stderr
+        assert "Access denied" in result.stderr
+        assert "wrong-Passw0rd" not in result.stderr + result.stdout
+        assert not (project / "outputs").exists()
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f"DROP USER IF EXISTS '{user}'@'%'"))
+            connection.execute(sa.text(f"DROP USER IF EXISTS '{user}'@'localhost'"))
+        admin.dispose()
 
 
 # --------------------------------------------------------------------------------------------
