@@ -32,8 +32,16 @@ from runbook_lib.evidence import approvals, ledger
 from runbook_lib.evidence.html import export_html
 from runbook_lib.evidence.provenance import code_state, package_versions, who_and_where
 from runbook_lib.evidence.record import attach_report, change_run, keep_attempt, open_run
-from runbook_lib.evidence.run_folder import Manifest, new_run_id, runs_root, sha256_file, utc_now
+from runbook_lib.evidence.run_folder import (
+    Manifest,
+    check_run_id,
+    new_run_id,
+    runs_root,
+    sha256_file,
+    utc_now,
+)
 from runbook_lib.evidence.scraps import read_scraps
+from runbook_lib.mapping.check import check_transforms
 from runbook_lib.mapping.model import load_spec, shown_path
 from runbook_lib.privacy import scrub
 from runbook_lib.run import lock as run_lock
@@ -107,6 +115,7 @@ def prepare(env: str, project_root: Path, stages: Sequence[str] = RUNBOOK_STAGES
     if not params.mapping_path.is_file():
         raise RunbookError(f"{params.path.name}: field 'mapping': no file {params.model.mapping}")
     spec = load_spec(params.mapping_path)
+    check_transforms(spec).raise_if_failed()
     unknown = [
         (f"systems.{system}", connection)
         for system, connection in spec.spec.systems.items()
@@ -141,6 +150,8 @@ def run(
     invocation records the params it ran with: a re-run or a resume with changed params says so.
     """
     fresh = run_id is None
+    if not fresh:
+        check_run_id(run_id)  # a folder name, never a path (nor another env's ledger)
     if not fresh and not (runs_root(project_root, env) / run_id / "manifest.json").is_file():
         raise RunbookError(f"no run {run_id} for env {env}", hint=f"runbook status --env {env}")
     # before the pre-flight opens connections: damaged evidence (exit 3), a busy env (exit 1)
