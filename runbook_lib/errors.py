@@ -125,6 +125,21 @@ class EvidenceError(RunbookError):
     exit_code = EXIT_EVIDENCE
 
 
+class EvidenceWriteError(EvidenceError):
+    """Evidence cannot be written (disk full, read-only folder): ``folder`` and ``free_bytes``.
+
+    Raised at the one place evidence bytes are written, after undoing the partial write: the
+    manifest and the ledger stay as last recorded, so the run can be resumed once space is back.
+    """
+
+    def __init__(
+        self, message: str, *, folder: str, free_bytes: int | None, hint: str | None = None
+    ) -> None:
+        self.folder = folder
+        self.free_bytes = free_bytes
+        super().__init__(message, hint=hint)
+
+
 class TransformError(ValueError):
     """A value cannot be transformed; ``rule`` names the quarantine rule it falls under."""
 

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from runbook_lib.errors import EvidenceError
-from runbook_lib.evidence.run_folder import MANIFEST, Manifest, sha256_file, utc_now
+from runbook_lib.evidence.run_folder import MANIFEST, Manifest, sha256_file, utc_now, writing
 
 LEDGER = "ledger.jsonl"
 GENESIS = "0" * 64
@@ -112,8 +112,10 @@ def latest(entries: list[Entry], run_id: str) -> Entry | None:
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on the ledger itself (created empty if new) while appending."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("ab") as handle:
+    with writing(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("ab")
+    with handle:
         try:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX: one writer at a time by convention
@@ -142,7 +144,11 @@ def seal(
         _refuse_damaged(path, problems)
         if opening:
             manifest.data["chain"] = _link(entries, manifest.data["run_id"])
-        digest = sha256_file(manifest.write_pending())
+        try:
+            digest = sha256_file(manifest.write_pending())
+        except BaseException:
+            manifest.pending_path.unlink(missing_ok=True)
+            raise
         last = latest(entries, manifest.data["run_id"])
         if last is not None and last.manifest_sha256 == digest:
             manifest.commit_pending()
@@ -157,12 +163,31 @@ def seal(
             "prev": entries[-1].entry_sha256 if entries else GENESIS,
         }
         entry = Entry(**fields, entry_sha256=_entry_hash(fields))
-        with path.open("ab") as handle:
-            handle.write(entry.line().encode("utf-8") + b"\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            append_line(path, entry.line().encode("utf-8") + b"\n")
+        except BaseException:
+            manifest.pending_path.unlink(missing_ok=True)  # not recorded: manifest.json stands
+            raise
         manifest.commit_pending()
         return entry
+
+
+def append_line(path: Path, line: bytes) -> None:
+    """Append one ledger line whole, or not at all: a failed write is cut back off the file."""
+    with writing(path.parent), path.open("ab") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        try:
+            _write(handle, line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        except BaseException:
+            handle.truncate(size)  # a half-written line would damage the whole ledger
+            raise
+
+
+def _write(handle, data: bytes) -> None:
+    """The ledger's write of bytes (one place, where a full disk shows)."""
+    handle.write(data)
 
 
 def recover(run_dir: Path) -> bool:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from runbook_lib.errors import RunbookError
+from runbook_lib.errors import EvidenceWriteError, RunbookError
 from runbook_lib.evidence import index_page, ledger
 from runbook_lib.evidence.run_folder import (
     ATTEMPT_FIELDS,
@@ -25,6 +25,7 @@ from runbook_lib.evidence.run_folder import (
     attempt_name,
     sha256_file,
     utc_now,
+    writing,
 )
 from runbook_lib.evidence.verify import require_intact
 from runbook_lib.privacy.scrub import scrub_error
@@ -38,7 +39,13 @@ def open_run(run_dir: Path, detail: str, **fields: Any) -> Manifest:
     """
     ledger.require_sound(run_dir.parent)
     manifest = Manifest.create(run_dir, **fields)
-    ledger.seal(manifest, "open", detail, opening=True)
+    try:
+        ledger.seal(manifest, "open", detail, opening=True)
+    except EvidenceWriteError:
+        # never recorded: no run folder is left for verify to find outside the ledger
+        if not (run_dir / MANIFEST).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return manifest
 
 
@@ -93,7 +100,8 @@ def keep_attempt(run_dir: Path, stage: str) -> dict[str, Any] | None:
             for kind in ("notebook", "html"):
                 if f"sha256_{kind}" in entry:
                     name = attempt_name(entry[kind], number)
-                    shutil.copyfile(run_dir / entry[kind], run_dir / name)
+                    with writing(run_dir):
+                        shutil.copyfile(run_dir / entry[kind], run_dir / name)
                     kept |= {kind: name, f"sha256_{kind}": sha256_file(run_dir / name)}
         manifest.data["stages"] = [
             {

@@ -24,6 +24,7 @@ from runbook_lib.config.params import LoadedParams, load_params
 from runbook_lib.errors import (
     ApprovalRequiredError,
     ConnectionConfigError,
+    EvidenceWriteError,
     RunbookError,
     failure_data,
     failure_text,
@@ -33,12 +34,15 @@ from runbook_lib.evidence.html import export_html
 from runbook_lib.evidence.provenance import code_state, package_versions, who_and_where
 from runbook_lib.evidence.record import attach_report, change_run, keep_attempt, open_run
 from runbook_lib.evidence.run_folder import (
+    WRITE_ERRNOS,
     Manifest,
     check_run_id,
     new_run_id,
     runs_root,
     sha256_file,
     utc_now,
+    write_failure,
+    writing,
 )
 from runbook_lib.evidence.scraps import read_scraps
 from runbook_lib.mapping.check import check_transforms
@@ -211,6 +215,51 @@ def _run_held(
             manifest.data.pop("refusal", None)
             manifest.data.setdefault("invocations", []).append(invocation)
     echo(f"run {run_id} ({env}) → {run_dir.relative_to(project_root)}")
+    try:
+        return _execute_stages(
+            params, project_root, stages, run_dir, used, secrets, echo, mode, run_id
+        )
+    except EvidenceWriteError as exc:
+        raise _after_write_failure(exc, run_dir, env) from None
+
+
+def _after_write_failure(exc: EvidenceWriteError, run_dir: Path, env: str) -> EvidenceWriteError:
+    """Evidence stopped being writable mid-run: close the run as failed if that can be recorded.
+
+    Whether or not it can, the manifest and the ledger are as last recorded (every write is
+    whole or undone), and the run resumes at its first unpassed stage once space is back.
+    """
+    failure = failure_data(exc)
+    try:
+        with change_run(run_dir, "close", "failed: evidence not writable") as manifest:
+            manifest.data.update(status="failed", finished_at=utc_now())
+            manifest.data["write_failure"] = failure
+            manifest.data["invocations"][-1].update(finished_at=utc_now(), status="failed")
+    except RunbookError:
+        pass  # still no space: the last recorded version stands (status running, no holder)
+    return EvidenceWriteError(
+        exc.message,
+        folder=exc.folder,
+        free_bytes=exc.free_bytes,
+        hint=f"free space or make {exc.folder} writable, then runbook run --env {env} "
+        f"--resume {run_dir.name} (the manifest and ledger are as last recorded; the load "
+        "continues from its last committed checkpoint)",
+    )
+
+
+def _execute_stages(
+    params: LoadedParams,
+    project_root: Path,
+    stages: Sequence[str],
+    run_dir: Path,
+    used: dict[str, Any],
+    secrets: frozenset[str],
+    echo: Echo,
+    mode: str,
+    run_id: str,
+) -> RunOutcome:
+    """The stages of an opened run, each recorded as it ends, then the run closed."""
+    env = params.env
     status, failed, failure, refusal = "passed", None, None, None
     for index, stage in enumerate(stages, start=1):
         echo(f"[{index}/{len(stages)}] {stage} ...")
@@ -226,8 +275,12 @@ def _run_held(
         extra = {"mode": mode} if mode and stage == "full_load" else {}
         entry = execute_stage(stage, env, run_dir, project_root, secrets=secrets, parameters=extra)
         entry["mapping_spec_sha256"] = used["mapping_spec"]["sha256"]
-        with change_run(run_dir, "stage", f"{stage} {entry['status']}") as m:
-            m.record_stage(entry)
+        try:
+            with change_run(run_dir, "stage", f"{stage} {entry['status']}") as m:
+                m.record_stage(entry)
+        except EvidenceWriteError:
+            _remove_unrecorded(run_dir / entry["notebook"])  # the resumed stage writes them anew
+            raise
         echo(f"[{index}/{len(stages)}] {stage} {entry['status']} in {entry['seconds']:.1f} s")
         if entry["status"] != "passed":
             status, failed, failure = "failed", stage, entry.get("failure")
@@ -336,15 +389,26 @@ def execute_stage(
             "message": str(exc.evalue),
             "hint": None,
         }
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            failure = failure_data(exc)
+        else:  # papermill could not save the notebook: what it left is not evidence
+            _remove_unrecorded(output)
+            raise write_failure(run_dir, exc) from None
     except Exception as exc:  # noqa: BLE001 - a dead kernel or a timeout is a failed stage too
         failure = failure_data(exc)
     finally:
         stdout.flush()
         stderr.flush()
     seconds = time.perf_counter() - started
-    if output.is_file():
-        scrub.scrub_notebook(output, secrets)
-    html = export_html(output) if output.is_file() else None
+    try:
+        with writing(run_dir):
+            if output.is_file():
+                scrub.scrub_notebook(output, secrets)
+            html = export_html(output) if output.is_file() else None
+    except EvidenceWriteError:
+        _remove_unrecorded(output)
+        raise
     entry_fields: dict[str, Any] = {
         "name": stage,
         "status": "failed" if failure else "passed",
@@ -362,6 +426,12 @@ def execute_stage(
     if not output.is_file():
         return {**entry_fields, "notebook": notebook}
     return Manifest(run_dir, {}).stage_entry(output, html, **entry_fields)
+
+
+def _remove_unrecorded(notebook: Path) -> None:
+    """A stage's files the manifest never listed, cut short by a failed write: not kept."""
+    notebook.unlink(missing_ok=True)
+    notebook.with_suffix(".html").unlink(missing_ok=True)
 
 
 def _glued_failure(output: Path) -> dict[str, Any] | None:

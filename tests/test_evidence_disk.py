@@ -1,0 +1,156 @@
+"""Evidence that cannot be written: a full disk, a read-only ``outputs/``.
+
+The run stops with an ``EvidenceWriteError`` (exit 3) naming the folder and its free space; every
+evidence write is whole or undone, so the manifest and the ledger stay as last recorded (``verify``
+passes), and the run resumes once space is back. A read-only folder is real (``chmod``, and
+``chattr +i`` where the tests run as root, whom modes do not stop); a full disk is simulated at
+the one place evidence bytes reach the disk (``run_folder._write``, ``ledger._write``): the write
+puts half its bytes down, then fails with ``ENOSPC``, as a filling disk does.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+from contextlib import contextmanager
+
+import pytest
+from helpers import runbook
+from test_bad_input import sqlite_files
+
+from runbook_lib.errors import EXIT_EVIDENCE, EvidenceWriteError
+from runbook_lib.evidence import ledger, run_folder
+from runbook_lib.evidence.record import change_run, open_run
+from runbook_lib.evidence.verify import verify_run
+
+RUN = "20260101T000000Z-aaaaaa"
+
+
+def full_disk(monkeypatch, *modules) -> None:
+    """From now on every evidence write through ``modules`` writes half its bytes, then ENOSPC."""
+
+    def write(handle, data: bytes) -> None:
+        handle.write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    for module in modules or (run_folder, ledger):
+        monkeypatch.setattr(module, "_write", write)
+
+
+def snapshot(env_dir) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(env_dir)): p.read_bytes()
+        for p in sorted(env_dir.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def opened(project):
+    run_dir = project / "outputs" / "ci" / RUN
+    open_run(run_dir, "assessment", run_id=RUN, env="ci", status="running")
+    return run_dir
+
+
+def test_a_full_disk_while_writing_the_manifest_leaves_manifest_and_ledger_as_recorded(
+    opened, monkeypatch
+):
+    before = snapshot(opened.parent)
+    full_disk(monkeypatch, run_folder)
+
+    with pytest.raises(EvidenceWriteError) as info:
+        with change_run(opened, "stage", "assessment passed") as manifest:
+            manifest.data["status"] = "passed"
+
+    message = str(info.value)
+    assert str(opened) in message and "the disk is full" in message
+    assert "free space there:" in message and "MiB" in message
+    assert info.value.exit_code == EXIT_EVIDENCE and info.value.free_bytes is not None
+    assert snapshot(opened.parent) == before  # no manifest.tmp, no ledger line
+    assert verify_run(opened).passed
+
+    monkeypatch.undo()  # space is back: the same change is recorded
+    with change_run(opened, "stage", "assessment passed") as manifest:
+        manifest.data["status"] = "passed"
+    assert verify_run(opened).passed
+    assert run_folder.Manifest.load(opened).data["status"] == "passed"
+
+
+def test_a_full_disk_half_way_through_a_ledger_line_cuts_the_half_line_off(opened, monkeypatch):
+    before = snapshot(opened.parent)
+    full_disk(monkeypatch, ledger)
+
+    with pytest.raises(EvidenceWriteError) as info:
+        with change_run(opened, "stage", "assessment passed") as manifest:
+            manifest.data["status"] = "passed"
+
+    assert str(opened.parent) in str(info.value)
+    assert snapshot(opened.parent) == before
+    assert ledger.read(opened.parent / "ledger.jsonl")[1] == []  # no damaged line
+    assert verify_run(opened).passed
+
+
+def test_a_run_that_cannot_open_for_a_full_disk_leaves_no_folder_behind(project, monkeypatch):
+    env_dir = project / "outputs" / "ci"
+    first = env_dir / RUN
+    open_run(first, "x", run_id=RUN, env="ci", status="passed")
+    before = snapshot(env_dir)
+    full_disk(monkeypatch)
+
+    with pytest.raises(EvidenceWriteError):
+        open_run(env_dir / "20260102T000000Z-bbbbbb", "x", run_id="x2", env="ci", status="running")
+
+    assert snapshot(env_dir) == before
+    assert sorted(p.name for p in env_dir.iterdir() if p.is_dir()) == [RUN]
+    assert verify_run(first).passed
+
+
+@contextmanager
+def read_only(folder):
+    """``folder`` made read-only for real: its mode, and the immutable flag when we are root."""
+    immutable = os.geteuid() == 0 and shutil.which("chattr") is not None
+    folder.chmod(0o555)
+    try:
+        if immutable:
+            subprocess.run(["chattr", "+i", str(folder)], check=True)
+        probe = folder / "probe"
+        try:
+            probe.touch()
+        except OSError:
+            pass
+        else:
+            probe.unlink()
+            pytest.skip("cannot make a folder read-only here")
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=False)
+        folder.chmod(0o755)
+
+
+def test_a_read_only_outputs_folder_exits_three_naming_it_and_its_free_space(project):
+    sqlite_files(project)
+    env_dir = project / "outputs" / "ci"
+    env_dir.mkdir(parents=True)
+
+    with read_only(env_dir):
+        result = runbook(project, "run", "--env", "ci", timeout=120)
+
+    assert result.returncode == EXIT_EVIDENCE, result.stderr
+    assert "cannot write evidence in" in result.stderr and "outputs/ci" in result.stderr
+    assert "not writable" in result.stderr and "free space there:" in result.stderr
+    assert "Traceback" not in result.stderr and "unexpected error" not in result.stderr
+    assert list(env_dir.iterdir()) == []
+
+
+def test_a_read_only_run_folder_refuses_a_rerun_and_leaves_it_verifiable(opened):
+    before = snapshot(opened.parent)
+    with read_only(opened):
+        with pytest.raises(EvidenceWriteError) as info:
+            with change_run(opened, "reopen", "mapping") as manifest:
+                manifest.data["status"] = "running"
+    assert str(opened) in str(info.value)
+    assert snapshot(opened.parent) == before
+    assert verify_run(opened).passed
