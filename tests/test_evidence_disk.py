@@ -54,13 +54,10 @@ def opened(project):
     return run_dir
 
 
-def test_a_full_disk_while_writing_the_manifest_leaves_manifest_and_ledger_as_recorded(
-    opened, monkeypatch
-):
+def test_a_full_disk_while_writing_the_manifest_leaves_manifest_and_ledger_as_recorded(opened):
     before = snapshot(opened.parent)
-    full_disk(monkeypatch, run_folder)
-
-    with pytest.raises(EvidenceWriteError) as info:
+    with pytest.MonkeyPatch.context() as disk, pytest.raises(EvidenceWriteError) as info:
+        full_disk(disk, run_folder)
         with change_run(opened, "stage", "assessment passed") as manifest:
             manifest.data["status"] = "passed"
 
@@ -71,18 +68,17 @@ def test_a_full_disk_while_writing_the_manifest_leaves_manifest_and_ledger_as_re
     assert snapshot(opened.parent) == before  # no manifest.tmp, no ledger line
     assert verify_run(opened).passed
 
-    monkeypatch.undo()  # space is back: the same change is recorded
+    # space is back: the same change is recorded
     with change_run(opened, "stage", "assessment passed") as manifest:
         manifest.data["status"] = "passed"
     assert verify_run(opened).passed
     assert run_folder.Manifest.load(opened).data["status"] == "passed"
 
 
-def test_a_full_disk_half_way_through_a_ledger_line_cuts_the_half_line_off(opened, monkeypatch):
+def test_a_full_disk_half_way_through_a_ledger_line_cuts_the_half_line_off(opened):
     before = snapshot(opened.parent)
-    full_disk(monkeypatch, ledger)
-
-    with pytest.raises(EvidenceWriteError) as info:
+    with pytest.MonkeyPatch.context() as disk, pytest.raises(EvidenceWriteError) as info:
+        full_disk(disk, ledger)
         with change_run(opened, "stage", "assessment passed") as manifest:
             manifest.data["status"] = "passed"
 
@@ -92,14 +88,14 @@ def test_a_full_disk_half_way_through_a_ledger_line_cuts_the_half_line_off(opene
     assert verify_run(opened).passed
 
 
-def test_a_run_that_cannot_open_for_a_full_disk_leaves_no_folder_behind(project, monkeypatch):
+def test_a_run_that_cannot_open_for_a_full_disk_leaves_no_folder_behind(project):
     env_dir = project / "outputs" / "ci"
     first = env_dir / RUN
     open_run(first, "x", run_id=RUN, env="ci", status="passed")
     before = snapshot(env_dir)
-    full_disk(monkeypatch)
 
-    with pytest.raises(EvidenceWriteError):
+    with pytest.MonkeyPatch.context() as disk, pytest.raises(EvidenceWriteError):
+        full_disk(disk)
         open_run(env_dir / "20260102T000000Z-bbbbbb", "x", run_id="x2", env="ci", status="running")
 
     assert snapshot(env_dir) == before
@@ -154,3 +150,42 @@ def test_a_read_only_run_folder_refuses_a_rerun_and_leaves_it_verifiable(opened)
     assert str(opened) in str(info.value)
     assert snapshot(opened.parent) == before
     assert verify_run(opened).passed
+
+
+@pytest.mark.notebooks
+def test_a_run_that_fills_the_disk_stops_clearly_and_resumes_once_space_is_back(
+    project,
+):
+    from runbook_demo.build import build_demo
+    from runbook_lib.run import runner
+
+    build_demo("ci", project)
+    real_execute = runner.execute_stage
+
+    with pytest.MonkeyPatch.context() as disk, pytest.raises(EvidenceWriteError) as info:
+
+        def execute_then_fill_the_disk(stage, *args, **kwargs):
+            entry = real_execute(stage, *args, **kwargs)
+            if stage == "mapping":
+                full_disk(disk)  # the stage ran; the disk fills before it is recorded
+            return entry
+
+        disk.setattr(runner, "execute_stage", execute_then_fill_the_disk)
+        runner.run("ci", project, stages=["assessment", "mapping"], echo=lambda _line: None)
+
+    (run_dir,) = [p for p in (project / "outputs" / "ci").iterdir() if p.is_dir()]
+    assert "the disk is full" in str(info.value) and "free space there:" in str(info.value)
+    assert f"--resume {run_dir.name}" in str(info.value)
+    manifest = run_folder.Manifest.load(run_dir).data
+    assert [(s["name"], s["status"]) for s in manifest["stages"]] == [("assessment", "passed")]
+    assert not (run_dir / "01_mapping.ipynb").exists()  # never recorded, not kept
+    assert not (project / "outputs" / "ci" / "run.lock").exists()
+    assert verify_run(run_dir).passed
+
+    # space is back
+    assert runner.stages_to_resume(run_dir)[0] == "mapping"
+    outcome = runner.run(
+        "ci", project, stages=["mapping"], run_id=run_dir.name, echo=lambda _line: None
+    )
+    assert outcome.status == "passed"
+    assert verify_run(run_dir).passed
