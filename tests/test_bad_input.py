@@ -485,3 +485,16 @@ def test_a_corrupted_trial_database_is_named_by_the_preflight(project):
     assert "connection 'trial_target'" in result.stderr and "trial_target.db" in result.stderr
     assert "not a readable SQLite database" in result.stderr
     assert not (project / "outputs").exists()
+
+
+def test_a_stage_opened_by_hand_does_not_create_a_missing_sqlite_source(project):
+    from helpers import ci_context
+
+    sqlite_files(project, names=("legacy_b", "crm", "target", "trial_target"))
+    context = ci_context(project)
+
+    with pytest.raises(ConnectionConfigError) as info:
+        context.source_engines()
+
+    assert "connection 'legacy_a'" in str(info.value) and "legacy_a.db" in str(info.value)
+    assert not (project / "work" / "ci" / "legacy_a.db").exists()

@@ -100,9 +100,19 @@ class Connections:
     def url(self, name: str) -> URL:
         return resolve_url(name, self.params_for(name), self._params.project_root)
 
-    def engine(self, name: str) -> sa.Engine:
+    def engine(self, name: str, *, must_exist: bool = False) -> sa.Engine:
+        """The engine of connection ``name``; ``must_exist``: a SQLite file is never made empty."""
         if name not in self._engines:
-            self._engines[name] = make_engine(self.url(name))
+            url = self.url(name)
+            if must_exist and url.get_backend_name() == "sqlite":
+                problem = _open_sqlite(url, may_be_new=False)
+                if problem:
+                    raise ConnectionConfigError(
+                        f"connection {name!r} ({self._origin(name)}): {problem}",
+                        hint="fix its URL in params, or build the demo's databases: "
+                        f"runbook demo-data --env {self._params.env}",
+                    )
+            self._engines[name] = make_engine(url)
         return self._engines[name]
 
     def check_resolvable(self) -> None:
