@@ -19,7 +19,7 @@ from helpers import runbook
 from runbook_lib.config.params import load_params
 from runbook_lib.errors import EXIT_USAGE, ConnectionConfigError, MappingSpecError, ParamsError
 from runbook_lib.mapping.model import load_spec
-from runbook_lib.run import runner
+from runbook_lib.run import preflight
 
 CI_FILES = ("legacy_a", "legacy_b", "crm", "target", "trial_target")
 
@@ -88,7 +88,7 @@ def test_a_spec_system_without_a_connection_in_params_is_named_before_the_run(pr
     path.write_text(text.replace(old, "  legacy_a: legacy_x\n", 1), encoding="utf-8")
 
     with pytest.raises(ConnectionConfigError) as info:
-        runner.prepare("ci", project)
+        preflight.prepare("ci", project)
 
     message = str(info.value)
     assert "systems.legacy_a" in message and "'legacy_x'" in message
@@ -352,7 +352,7 @@ def test_an_unknown_phone_region_is_a_spec_error_before_the_assessment_runs(proj
     write_spec(project, data)
 
     with pytest.raises(MappingSpecError) as info:
-        runner.prepare("ci", project)  # the pre-flight: before the first notebook
+        preflight.prepare("ci", project)  # the pre-flight: before the first notebook
 
     assert info.value.problems == [
         (f"{USERS}.columns.phone.transform", "phone_e164: 'ZZ' is not a region phonenumbers knows")

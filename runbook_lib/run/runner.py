@@ -1,7 +1,7 @@
 """Execute runbook stages with papermill into ``outputs/<env>/<run_id>/``, gated stage by stage.
 
-Params are validated and every connection's environment variable checked before a run folder is
-made, so a bad params file writes nothing. Each executed notebook is scrubbed of secrets, exported
+The pre-flight (``preflight.prepare``: params, the spec's structure, every connection opened) runs
+before a run folder is made, so bad input writes nothing. Each executed notebook is scrubbed of secrets, exported
 to HTML and entered in the manifest as soon as it finishes, passed or failed; every change of the
 manifest goes through ``evidence.record`` (proven intact, then sealed in the environment's
 ledger). A run ends by writing its report (``index.html``). In an environment that requires
@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from runbook_lib.config.connections import Connections
-from runbook_lib.config.params import LoadedParams, load_params
+from runbook_lib.config.params import LoadedParams
 from runbook_lib.errors import (
     ApprovalRequiredError,
-    ConnectionConfigError,
     EvidenceWriteError,
     RunbookError,
     failure_data,
@@ -45,10 +44,10 @@ from runbook_lib.evidence.run_folder import (
     writing,
 )
 from runbook_lib.evidence.scraps import read_scraps
-from runbook_lib.mapping.check import check_transforms
-from runbook_lib.mapping.model import load_spec, shown_path
+from runbook_lib.mapping.model import load_spec
 from runbook_lib.privacy import scrub
 from runbook_lib.run import lock as run_lock
+from runbook_lib.run.preflight import prepare
 from runbook_lib.stage_table import FAILURE, RUNBOOK_STAGES, STAGES
 
 KERNEL = "python3"
@@ -103,39 +102,6 @@ def stages_to_resume(run_dir: Path) -> list[str]:
     if not remaining:
         raise RunbookError(f"run {run_dir.name} has nothing to resume: every stage passed")
     return remaining
-
-
-def prepare(env: str, project_root: Path, stages: Sequence[str] = RUNBOOK_STAGES) -> LoadedParams:
-    """The pre-flight: params, the spec's structure and every connection, before anything is written.
-
-    Each connection is opened once (a wrong password, an unreachable host, a missing SQLite
-    source are named here, exit 2); every system of the spec must name a connection in params.
-    Checks against the live schemas are the mapping stage's, with evidence. A rollback alone
-    needs only its target: a source being down must not keep a target from being restored.
-    """
-    params = load_params(env, project_root=project_root)
-    connections = Connections(params)
-    connections.check_resolvable()
-    if not params.mapping_path.is_file():
-        raise RunbookError(f"{params.path.name}: field 'mapping': no file {params.model.mapping}")
-    spec = load_spec(params.mapping_path)
-    check_transforms(spec).raise_if_failed()
-    unknown = [
-        (f"systems.{system}", connection)
-        for system, connection in spec.spec.systems.items()
-        if connection not in params.sources
-    ]
-    if unknown:
-        lines = "\n".join(
-            f"  {path}: no connection {connection!r} in {params.path.name} sources"
-            for path, connection in unknown
-        )
-        raise ConnectionConfigError(
-            f"{shown_path(params.mapping_path)}: a system names a connection params lack:\n{lines}",
-            hint=f"connections in {params.path.name} sources: {', '.join(params.sources)}",
-        )
-    connections.preflight(["target"] if list(stages) == ["rollback"] else None)
-    return params
 
 
 def run(
