@@ -1,4 +1,4 @@
-"""The ``runbook`` command: run, sync, status, rollback, approve, verify, report, demo-data.
+"""The ``runbook`` command: run, sync, cutover, watch, status, rollback, approve, verify, report, demo-data.
 
 Every command is a thin wrapper around a library function. A ``RunbookError`` becomes its message,
 its next step and its exit code (``errors`` lists them); anything else is a bug, printed scrubbed
@@ -76,6 +76,33 @@ def _sync(args: argparse.Namespace) -> int:
     _raise_unless_passed(outcome, root, f"sync {outcome.run_id}")
     print(f"sync {outcome.run_id} passed: evidence in {outcome.run_dir.relative_to(root)}")
     return 0
+
+
+def _cutover(args: argparse.Namespace) -> int:
+    from runbook_lib.run import runner
+
+    runner.quiet_papermill_logs()
+    root = find_project_root()
+    outcome = runner.run(args.env, root, stages=["cutover"], run_id=args.run_id, command="cutover")
+    _raise_unless_passed(outcome, root, f"cut-over of run {args.run_id}")
+    print(
+        f"run {args.run_id} cut over; record in {outcome.run_dir.relative_to(root)}/06_cutover.html"
+    )
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from runbook_lib.run.lock import holder
+    from runbook_lib.ui.watch import follow
+
+    root = find_project_root()
+
+    def holder_of() -> str | None:  # which run holds the env's lock now, if any
+        return (holder(root / "outputs" / args.env) or {}).get("run_id")
+
+    return follow(
+        root, args.env, args.run_id, holder_of=holder_of, once=args.once, interval=args.interval
+    )
 
 
 def _rollback(args: argparse.Namespace) -> int:
@@ -196,6 +223,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.add_argument("--env", required=True, type=_env_name)
     sync.set_defaults(handler=_sync)
+
+    cutover = commands.add_parser(
+        "cutover",
+        help="freeze check, final sync, final validation and notices of a validated run",
+    )
+    cutover.add_argument("--env", required=True, type=_env_name)
+    cutover.add_argument("--run-id", required=True, help="the run whose validation passed")
+    cutover.set_defaults(handler=_cutover)
+
+    watch = commands.add_parser(
+        "watch", help="a run's progress from its manifest and checkpoints (read-only, any process)"
+    )
+    watch.add_argument("--env", required=True, type=_env_name)
+    watch.add_argument("--run-id", help="default: the env's newest run")
+    watch.add_argument("--once", action="store_true", help="print the view once and exit")
+    watch.add_argument(
+        "--interval", type=float, default=2.0, help="seconds between refreshes (default 2)"
+    )
+    watch.set_defaults(handler=_watch)
 
     status = commands.add_parser("status", help="list runs and their outcome")
     status.add_argument("--env", type=_env_name)
