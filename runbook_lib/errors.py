@@ -48,6 +48,16 @@ class ConnectionConfigError(RunbookError):
     """A connection cannot be built: an unset environment variable, a password in a URL, ..."""
 
 
+class YamlInputError(RunbookError):
+    """A YAML file refused by the strict reader: ``where`` is the YAML path (or ``(file)``)."""
+
+    def __init__(self, where: str, detail: str, *, line: int | None = None) -> None:
+        self.where = where
+        self.detail = detail
+        self.line = line
+        super().__init__(f"{where}: {detail}")
+
+
 class MappingSpecError(RunbookError):
     """The mapping spec is invalid; ``problems`` lists each (yaml_path, message)."""
 
