@@ -1,0 +1,216 @@
+"""Privacy hardening (issue 14, items 7-10): no row values, credentials or personal data leak.
+
+Fixtures are tiny and their values known exactly:
+
+* ``PERSON`` — one person (``O'Hara``, ``Scarlett``, phone ``555-0147``, born ``1990-01-02``)
+  whose values must never appear in an error's text, on any dialect;
+* ``_contacts_source`` — a SQLite legacy ``crm.contacts`` table of three rows: row 2 repeats
+  row 1's name (the target's unique key refuses it), row 3 has the phone ``bad-phone-0199``
+  (the target's CHECK refuses it);
+* ``_people_target`` — the target ``people`` with ``uq_people_name`` and ``ck_people_phone``.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+import sqlalchemy as sa
+import yaml
+
+from runbook_lib.errors import failure_data, failure_text
+from runbook_lib.privacy.scrub import scrub_error, scrub_text
+
+PERSON = {"id": 1, "last": "O'Hara", "first": "Scarlett", "phone": "555-0147", "born": "1990-01-02"}
+VALUES = ("O'Hara", "O''Hara", "Scarlett", "555-0147", "Wilkes", "Ashley", "bad-phone-0199")
+
+
+def _people_ddl(dialect: str) -> list[str]:
+    key = "id INTEGER PRIMARY KEY" if dialect != "mariadb" else "id INT PRIMARY KEY"
+    return [
+        "CREATE TABLE people ("
+        f" {key}, last_name VARCHAR(40) NOT NULL, first_name VARCHAR(40),"
+        " phone VARCHAR(40), born DATE,"
+        " CONSTRAINT uq_people_name UNIQUE (last_name, first_name),"
+        " CONSTRAINT ck_people_phone CHECK (SUBSTR(phone, 1, 3) <> 'bad'))",
+        "CREATE TABLE visits (id INTEGER PRIMARY KEY, person_id INTEGER,"
+        " CONSTRAINT fk_visits_person FOREIGN KEY (person_id) REFERENCES people (id))",
+    ]
+
+
+def _refused_statements() -> dict[str, tuple[str, dict]]:
+    """Statements each target refuses because of a row value (the values are the person's).
+
+    Bound parameters, as the loader writes: the statement text itself holds no value.
+    """
+    insert = (
+        "INSERT INTO people (id, last_name, first_name, phone, born) VALUES (:i, :l, :f, :p, :b)"
+    )
+    row = {"l": "Wilkes", "f": "Ashley", "p": "555-0147", "b": None}
+    return {
+        "unique key": (insert, {**row, "i": 2, "l": "O'Hara", "f": "Scarlett"}),
+        "primary key": (insert, {**row, "i": 1}),
+        "check": (insert, {**row, "i": 4, "p": "bad-phone-0199"}),
+        "not null": (insert, {**row, "i": 5, "l": None}),
+        "foreign key": ("INSERT INTO visits (id, person_id) VALUES (1, :p)", {"p": 555014}),
+        "bad date": (insert, {**row, "i": 6, "b": "1990-13-45"}),
+    }
+
+
+def _error_texts(exc: BaseException) -> dict[str, str]:
+    """Every way a database error becomes text that leaves a run."""
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return {
+        "scrub_error": scrub_error(str(exc)),
+        "scrub_text": scrub_text(str(exc)),
+        "failure_text": scrub_error(failure_text(failure_data(exc))),
+        "traceback": scrub_error(trace),
+    }
+
+
+def test_database_errors_become_text_without_the_rows_values(databases):
+    engine = sa.create_engine(databases.new("values"))
+    try:
+        with engine.begin() as connection:
+            if databases.dialect == "sqlite":
+                connection.exec_driver_sql("PRAGMA foreign_keys = ON")
+            for statement in _people_ddl(databases.dialect):
+                connection.exec_driver_sql(statement)
+            connection.execute(
+                sa.text("INSERT INTO people VALUES (:id, :last, :first, :phone, :born)"), PERSON
+            )
+        refused = 0
+        for what, (statement, parameters) in _refused_statements().items():
+            try:
+                with engine.begin() as connection:
+                    if databases.dialect == "sqlite":
+                        connection.exec_driver_sql("PRAGMA foreign_keys = ON")
+                    if databases.dialect == "mariadb":
+                        connection.exec_driver_sql("SET SESSION sql_mode = 'STRICT_ALL_TABLES'")
+                    connection.execute(sa.text(statement), parameters)
+            except sa.exc.DBAPIError as exc:
+                refused += 1
+                raw = str(exc)
+                for how, text in _error_texts(exc).items():
+                    # the raw text of an error holding a literal carries it; the scrubbed never
+                    shown = [v for v in (*VALUES, "555014", "1990-13-45") if v in text]
+                    assert shown == [], (databases.dialect, what, how, text, raw)
+                    assert text.strip(), (what, how)
+        assert refused >= 4
+    finally:
+        engine.dispose()
+
+
+def test_the_text_keeps_what_refused_the_row_but_not_the_values():
+    postgres = (
+        '(psycopg.errors.UniqueViolation) duplicate key value violates unique constraint "uq"\n'
+        "DETAIL:  Key (last_name, first_name)=(O'Hara, Scarlett) already exists.\n"
+        "[SQL: INSERT INTO people VALUES (%(a)s)]"
+    )
+    shown = scrub_error(postgres)
+    assert 'unique constraint "uq"' in shown and "Key (last_name, first_name)=" in shown
+    assert "already exists" in shown and "[SQL: INSERT INTO people" in shown
+    assert "Scarlett" not in shown
+    mysql = "(1062, \"Duplicate entry 'O'Hara-Scarlett' for key 'uq_people_name'\")"
+    shown = scrub_error(mysql)
+    assert "for key 'uq_people_name'" in shown and "Scarlett" not in shown
+    check = 'new row violates check constraint "ck"\nDETAIL:  Failing row contains (4, Ashley).'
+    assert "Ashley" not in scrub_error(check) and '"ck"' in scrub_error(check)
+    copy = 'invalid input syntax for type integer: "Tara"\nCONTEXT:  COPY people, line 1: "Tara\tx"'
+    assert "Tara" not in scrub_error(copy) and "COPY people" in scrub_error(copy)
+
+
+def _contacts_source(path) -> sa.Engine:
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE contacts (id INTEGER PRIMARY KEY, surname TEXT, given TEXT, tel TEXT)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO contacts VALUES (1, 'O''Hara', 'Scarlett', '555-0147'),"
+            " (2, 'O''Hara', 'Scarlett', '555-0148'), (3, 'Wilkes', 'Ashley', 'bad-phone-0199')"
+        )
+    return engine
+
+
+def _people_target(url, dialect: str) -> sa.Engine:
+    engine = sa.create_engine(url)
+    key = "person_id INTEGER PRIMARY KEY"
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            f"CREATE TABLE people ({key}, source_system VARCHAR(16) NOT NULL,"
+            " source_key VARCHAR(64) NOT NULL, last_name VARCHAR(40), first_name VARCHAR(40),"
+            " phone VARCHAR(40),"
+            " CONSTRAINT uq_people_source UNIQUE (source_system, source_key),"
+            " CONSTRAINT uq_people_name UNIQUE (last_name, first_name),"
+            " CONSTRAINT ck_people_phone CHECK (SUBSTR(phone, 1, 3) <> 'bad'))"
+        )
+    return engine
+
+
+CONTACTS_SPEC = {
+    "version": 1,
+    "name": "privacy-contacts",
+    "systems": {"crm": "crm"},
+    "targets": {
+        "people": {
+            "id_column": "person_id",
+            "sources": {
+                "crm.contacts": {
+                    "key": "id",
+                    "columns": {
+                        "last_name": {"from": "surname"},
+                        "first_name": {"from": "given"},
+                        "phone": {"from": "tel"},
+                    },
+                }
+            },
+        }
+    },
+}
+
+
+def _write_spec(folder, data) -> object:
+    from runbook_lib.mapping.model import load_spec
+
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return load_spec(path)
+
+
+def test_a_row_the_target_refuses_is_quarantined_naming_the_constraint_not_its_values(
+    databases, tmp_path
+):
+    from runbook_lib.db.bookkeeping import rejects
+    from runbook_lib.load import loader
+
+    source = _contacts_source(tmp_path / "crm.db")
+    target = _people_target(databases.new("target"), databases.dialect)
+    try:
+        report = loader.load(
+            _write_spec(tmp_path, CONTACTS_SPEC),
+            {"crm": source},
+            target,
+            run_id="run-1",
+            mode="full",
+            chunk_size=10,
+            max_reject_rate=1.0,
+            target_label="target",
+        )
+        with target.connect() as connection:
+            refused = connection.execute(
+                sa.select(rejects.c.source_key, rejects.c.rule, rejects.c.message).order_by(
+                    rejects.c.source_key
+                )
+            ).all()
+    finally:
+        source.dispose()
+        target.dispose()
+    assert [(key, rule) for key, rule, _ in refused] == [
+        ("2", "target_constraint"),
+        ("3", "target_constraint"),
+    ], report
+    messages = [message for _, _, message in refused]
+    # SQLite names the unique key by its columns; the servers by the constraint's name
+    assert ("last_name" if databases.dialect == "sqlite" else "uq_people_name") in messages[0]
+    assert "ck_people_phone" in messages[1], messages
+    assert not [v for v in VALUES if any(v in m for m in messages)], messages
