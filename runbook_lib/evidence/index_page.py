@@ -502,7 +502,7 @@ def _cutover(scraps: dict) -> str:
             "<h3>Plan (projected by the trial) and actual</h3>"
             f"<p>Calibration {plan.get('calibration', 1)} (actual ÷ projected of this "
             "environment's last full load; 1 when there was none)"
-            + (f"; this full load took {ratio}× its projection" if ratio else "")
+            + (f"; this full load took {ratio:.2f}× its projection" if ratio else "")
             + ".</p>"
             '<table class="grid narrow"><tr><th>step</th><th>projected</th><th>actual</th></tr>'
             f"{cells}</table><ul>{assumptions}</ul>"
