@@ -19,10 +19,11 @@ from runbook_lib.errors import (
     EXIT_INTERRUPTED,
     EXIT_PASSED,
     ApprovalRequiredError,
+    EvidenceError,
     RunbookError,
     StageFailedError,
 )
-from runbook_lib.evidence.run_folder import runs_root
+from runbook_lib.evidence.run_folder import check_run_id, runs_root
 from runbook_lib.stage_table import STAGES
 
 
@@ -166,12 +167,28 @@ def _status(args: argparse.Namespace) -> int:
         print("no runs yet" + (f" for env {args.env}" if args.env else ""))
         return 0
     print(f"{'env':<8} {'run id':<26} {'status':<17} {'operator':<12} stages")
+    unreadable = []
     for run_dir in runs:
-        data = Manifest.load(run_dir).data
-        stages = " ".join(f"{s['name']}:{s['status']}" for s in data.get("stages", []))
-        print(
-            f"{data['env']:<8} {data['run_id']:<26} {data['status']:<17} {data.get('operator', ''):<12} {stages}"
+        try:
+            data = Manifest.load(run_dir).data
+        except EvidenceError as exc:  # one damaged manifest does not hide the other runs
+            unreadable.append(exc.message)
+            print(f"{run_dir.parent.name:<8} {run_dir.name:<26} {'unreadable':<17}")
+            continue
+        stages = " ".join(
+            f"{s.get('name')}:{s.get('status')}"
+            for s in data.get("stages", [])
+            if isinstance(s, dict)
         )
+        print(
+            f"{data.get('env', run_dir.parent.name):<8} {data.get('run_id', run_dir.name):<26} "
+            f"{data.get('status', '?'):<17} {data.get('operator', ''):<12} {stages}"
+        )
+    for message in unreadable:
+        print(f"runbook: {message}", file=sys.stderr)
+    if unreadable:
+        print("  -> runbook verify <that run folder> says what changed", file=sys.stderr)
+        return EXIT_EVIDENCE
     return 0
 
 
@@ -194,6 +211,14 @@ def _env_name(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _run_id(text: str) -> str:
+    """``--run-id`` / ``--resume``: a folder name in outputs/<env>/, never a path."""
+    try:
+        return check_run_id(text)
+    except RunbookError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line: one sub-command per verb."""
     parser = argparse.ArgumentParser(prog="runbook", description=__doc__.splitlines()[0])
@@ -209,10 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--stages", help="comma-separated subset, e.g. trial,full_load (default: all but rollback)"
     )
-    run.add_argument("--run-id", help="re-run the named stages into this existing run folder")
+    run.add_argument(
+        "--run-id", type=_run_id, help="re-run the named stages into this existing run folder"
+    )
     run.add_argument(
         "--resume",
         metavar="RUN_ID",
+        type=_run_id,
         help="continue a failed or killed run at its unfinished stage (and chunk)",
     )
     run.set_defaults(handler=_run)
@@ -251,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
         "rollback", help="restore the target to its state before a run's load"
     )
     rollback.add_argument("--env", required=True, type=_env_name)
-    rollback.add_argument("--run-id", required=True)
+    rollback.add_argument("--run-id", required=True, type=_run_id)
     rollback.set_defaults(handler=_rollback)
 
     approve = commands.add_parser(
@@ -259,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="approve a run's trial evidence and mapping spec (needed where requires_approval)",
     )
     approve.add_argument("--env", required=True, type=_env_name)
-    approve.add_argument("--run-id", required=True)
+    approve.add_argument("--run-id", required=True, type=_run_id)
     approve.add_argument("--operator", required=True, help="who approves (recorded by name)")
     approve.set_defaults(handler=_approve)
 

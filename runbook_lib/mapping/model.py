@@ -323,4 +323,10 @@ def _pydantic_message(error: dict) -> str:
         return "unknown key"
     if error["type"] == "missing":
         return "required key is missing"
+    if error["type"] == "literal_error":
+        found = error.get("input")
+        expected = error.get("ctx", {}).get("expected", "")
+        if found is None and "'null'" in expected:
+            return f'expected {expected}; found YAML null: write "null" in quotes'
+        return f"expected {expected}; found {found!r}"
     return error["msg"]
