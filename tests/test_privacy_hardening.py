@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import traceback
 
+import pytest
 import sqlalchemy as sa
 import yaml
 
@@ -214,3 +215,93 @@ def test_a_row_the_target_refuses_is_quarantined_naming_the_constraint_not_its_v
     assert ("last_name" if databases.dialect == "sqlite" else "uq_people_name") in messages[0]
     assert "ck_people_phone" in messages[1], messages
     assert not [v for v in VALUES if any(v in m for m in messages)], messages
+
+
+# --- 8. filters are predicates on their own table -------------------------------------------
+
+
+def _shop(tmp_path) -> tuple[sa.Engine, sa.Engine]:
+    """A legacy shop (``users`` with a password hash, ``carts``) and a target ``carts``."""
+    source = sa.create_engine(f"sqlite:///{tmp_path / 'shop.db'}")
+    with source.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, login TEXT, password_hash TEXT)"
+        )
+        connection.exec_driver_sql(
+            "CREATE TABLE carts (id INTEGER PRIMARY KEY, user_id INTEGER, qty INTEGER,"
+            " added_at TEXT, session_token TEXT)"
+        )
+    target = sa.create_engine(f"sqlite:///{tmp_path / 'target.db'}")
+    with target.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE carts (cart_id INTEGER PRIMARY KEY, source_system VARCHAR(16) NOT NULL,"
+            " source_key VARCHAR(64) NOT NULL, user_ref INTEGER, qty INTEGER, login TEXT,"
+            " last_name TEXT)"
+        )
+    return source, target
+
+
+def _shop_spec(exclude_where: str | None = None, **cart_columns) -> dict:
+    carts = {
+        "key": "id",
+        "columns": {"user_ref": {"from": "user_id"}, "qty": {"from": "qty"}, **cart_columns},
+        "ignore": {
+            "added_at": "kept in the legacy archive",
+            "session_token": "a web session, meaningless in the new shop",
+        },
+    }
+    for name in cart_columns.values():
+        carts["ignore"].pop(name.get("from"), None)
+    if exclude_where is not None:
+        carts["filters"] = [{"name": "old", "exclude_where": exclude_where, "reason": "stale"}]
+    return {
+        "version": 1,
+        "name": "privacy-shop",
+        "systems": {"shop": "shop"},
+        "targets": {"carts": {"id_column": "cart_id", "sources": {"shop.carts": carts}}},
+        "ignore_tables": {"shop.users": {"reason": "accounts are re-created in the new shop"}},
+    }
+
+
+def _problems(tmp_path, data) -> dict[str, str]:
+    from runbook_lib.mapping.check import check_spec
+
+    source, target = _shop(tmp_path)
+    try:
+        checked = check_spec(
+            _write_spec(tmp_path, data), {"shop": sa.inspect(source)}, sa.inspect(target)
+        )
+    finally:
+        source.dispose()
+        target.dispose()
+    found: dict[str, str] = {}
+    for path, message in checked.problems:
+        found[path] = f"{found[path]}; {message}" if path in found else message
+    return found
+
+
+FILTER = "targets.carts.sources.shop.carts.filters.old.exclude_where"
+
+
+@pytest.mark.parametrize(
+    ("exclude_where", "expected"),
+    [
+        ("user_id IN (SELECT id FROM users WHERE password_hash IS NULL)", "subquery"),
+        ("EXISTS (SELECT 1 FROM users WHERE users.id = user_id)", "subquery"),
+        ("users.password_hash IS NULL", "reads table 'users'"),
+        ("session_token IS NULL", "credential"),
+        ("qty > 0; DELETE FROM users", "one SQL expression"),
+        ("qty >", "not a valid SQL expression"),
+    ],
+)
+def test_a_filter_that_reads_beyond_its_own_tables_columns_is_a_spec_error(
+    tmp_path, exclude_where, expected
+):
+    problems = _problems(tmp_path, _shop_spec(exclude_where))
+    assert FILTER in problems, problems
+    assert expected in problems[FILTER]
+
+
+def test_a_filter_on_its_own_tables_columns_passes_the_mapping_check(tmp_path):
+    spec = _shop_spec("added_at < '2023-01-01' AND carts.qty <= 0 OR julianday(added_at) < 5")
+    assert _problems(tmp_path, spec) == {}

@@ -35,6 +35,7 @@ from runbook_lib.mapping.model import (
     TargetMapping,
     shown_path,
 )
+from runbook_lib.mapping.predicates import predicate_problems
 from runbook_lib.transforms import get_transform
 
 
@@ -385,9 +386,14 @@ def _check_source(
     for name in source_columns:
         if name not in used:
             problem((f"{path}.columns", f"source column {name!r} is neither mapped nor ignored"))
+    dialect = next((info.get("dialect") for info in source_columns.values()), None)
     for filter_ in source.filters:
         if not filter_.reason.strip():
             problem((f"{path}.filters.{filter_.name}", "a filter needs a reason"))
+        for message in predicate_problems(
+            filter_.exclude_where, table, list(source_columns), dialect=dialect
+        ):
+            problem((f"{path}.filters.{filter_.name}.exclude_where", message))
     if source.sample is not None and source.sample.column not in source_columns:
         problem(
             (f"{path}.sample.column", f"no column {source.sample.column!r} in {system}.{table}")

@@ -11,14 +11,11 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Any
 
 from runbook_lib.db.canonical import canonical
 from runbook_lib.privacy.classification import classify_column
 from runbook_lib.transforms.names import CJK
-
-if TYPE_CHECKING:
-    from runbook_lib.mapping.model import LoadedSpec
 
 _UNREADABLE = object()
 # not right after "/" or ":": the user of a URL (scheme://user@host) is not an email address
@@ -106,11 +103,12 @@ class EvidenceMasker:
 
     @classmethod
     def from_classification(
-        cls, classified: Iterable[Mapping] | None, spec: LoadedSpec | None = None
+        cls, classified: Iterable[Mapping] | None, spec: Any = None
     ) -> EvidenceMasker:
         """From the assessment's glued ``classification``, extended through ``spec``.
 
-        ``classified`` holds rows of system, table, column and classification; with ``spec``,
+        ``classified`` holds rows of system, table, column and classification; with ``spec`` (a
+        ``LoadedSpec``: privacy sits below mapping, so it is not imported here),
         each target column filled from a personal source column is classified like it.
         """
         found: dict[str, dict[str, str]] = {}
