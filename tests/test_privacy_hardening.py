@@ -305,3 +305,72 @@ def test_a_filter_that_reads_beyond_its_own_tables_columns_is_a_spec_error(
 def test_a_filter_on_its_own_tables_columns_passes_the_mapping_check(tmp_path):
     spec = _shop_spec("added_at < '2023-01-01' AND carts.qty <= 0 OR julianday(added_at) < 5")
     assert _problems(tmp_path, spec) == {}
+
+
+# --- 9. credentials stay out of the target --------------------------------------------------
+
+COLUMNS = "targets.carts.sources.shop.carts.columns"
+
+
+def test_a_credential_mapped_into_the_target_is_a_spec_error_naming_the_column(tmp_path):
+    spec = _shop_spec(last_name={"from": "session_token"})
+    problems = _problems(tmp_path, spec)
+    assert f"{COLUMNS}.last_name.from" in problems, problems
+    message = problems[f"{COLUMNS}.last_name.from"]
+    assert "session_token" in message and "credential" in message
+    assert "allow_credential" in message  # the way out is named
+
+
+def test_a_credential_mapped_with_a_reason_passes_and_the_reason_is_in_the_coverage(tmp_path):
+    from runbook_lib.mapping.check import check_spec
+
+    reason = "the new shop validates the old sessions once, then drops them"
+    spec = _shop_spec(last_name={"from": "session_token", "allow_credential": reason})
+    source, target = _shop(tmp_path)
+    try:
+        checked = check_spec(
+            _write_spec(tmp_path, spec), {"shop": sa.inspect(source)}, sa.inspect(target)
+        )
+    finally:
+        source.dispose()
+        target.dispose()
+    assert checked.passed, checked.problems
+    row = next(r for r in checked.coverage if r.column == "session_token")
+    assert reason in row.detail
+
+
+def test_an_empty_allow_credential_reason_is_no_reason(tmp_path):
+    spec = _shop_spec(last_name={"from": "session_token", "allow_credential": "  "})
+    assert "allow_credential" in _problems(tmp_path, spec).get(f"{COLUMNS}.last_name.from", "")
+
+
+def test_a_column_the_assessment_classified_credential_by_its_values_is_refused_too(tmp_path):
+    from runbook_lib.mapping.check import check_spec
+    from runbook_lib.privacy.masking import EvidenceMasker
+
+    glued = [{"system": "shop", "table": "carts", "column": "qty", "classification": "credential"}]
+    masker = EvidenceMasker.from_classification(glued)
+    source, target = _shop(tmp_path)
+    try:
+        checked = check_spec(
+            _write_spec(tmp_path, _shop_spec()),
+            {"shop": sa.inspect(source)},
+            sa.inspect(target),
+            classify=masker.classification,
+        )
+    finally:
+        source.dispose()
+        target.dispose()
+    assert f"{COLUMNS}.qty.from" in dict(checked.problems)
+
+
+def test_a_target_column_filled_from_a_credential_is_redacted_in_evidence(tmp_path):
+    from runbook_lib.privacy.masking import EvidenceMasker
+
+    reason = "kept for the one-time session hand-over"
+    spec = _write_spec(
+        tmp_path, _shop_spec(last_name={"from": "session_token", "allow_credential": reason})
+    )
+    masker = EvidenceMasker.from_classification([], spec)
+    assert masker.mask("carts", "last_name", "tok-9f8e7d") == "[redacted]"
+    assert masker.mask("shop.carts", "session_token", "tok-9f8e7d") == "[redacted]"

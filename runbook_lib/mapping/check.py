@@ -10,6 +10,7 @@ gives the coverage of every source column: what it becomes, or why it is ignored
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -36,6 +37,7 @@ from runbook_lib.mapping.model import (
     shown_path,
 )
 from runbook_lib.mapping.predicates import predicate_problems
+from runbook_lib.privacy.classification import classify_column
 from runbook_lib.transforms import get_transform
 
 
@@ -103,12 +105,25 @@ def _with_type_text(inspector: sa.Inspector, columns: list[dict]) -> dict[str, d
     return found
 
 
+def classify_by_name(table: str, column: str) -> str:
+    """The classification of ``system.table``'s ``column`` from its name alone."""
+    return classify_column(table.rpartition(".")[2], column)[0]
+
+
 def check_spec(
     loaded: LoadedSpec,
     source_inspectors: dict[str, sa.Inspector],
     target_inspector: sa.Inspector,
+    *,
+    classify: Callable[[str, str], str] = classify_by_name,
 ) -> SpecCheck:
-    """Check the spec against live schemas; ``source_inspectors`` is keyed by system name."""
+    """Check the spec against live schemas; ``source_inspectors`` is keyed by system name.
+
+    ``classify`` gives the classification of a source column (``system.table``, column): the
+    assessment's, by name and values (``EvidenceMasker.classification``); by default, by name.
+    A credential column may feed the target only with ``allow_credential: <reason>``, and no
+    filter may read one.
+    """
     check = SpecCheck(loaded)
     problem = check.problems.append
     spec = loaded.spec
@@ -183,8 +198,12 @@ def check_spec(
                 continue
             inspector = source_inspectors[system]
             source_columns = _with_type_text(inspector, inspector.get_columns(table))
+            credentials = {
+                name for name in source_columns if classify(source_name, name) == "credential"
+            }
             _check_source(
                 check,
+                credentials,
                 spec.targets,
                 path,
                 system,
@@ -278,6 +297,7 @@ def _check_ignored_table(
 
 def _check_source(
     check: SpecCheck,
+    credentials: set[str],
     spec_targets: dict[str, TargetMapping],
     path: str,
     system: str,
@@ -329,6 +349,7 @@ def _check_source(
                     )
                 )
             used.add(name)
+        _check_credentials(check, column_path, column, credentials, f"{system}.{table}")
         if column.references is not None:
             _check_reference(
                 check,
@@ -349,6 +370,8 @@ def _check_source(
         detail = (
             " → ".join([*column.inputs, *(name for name, _ in steps)]) or f"value {column.value!r}"
         )
+        if column.allow_credential:
+            detail += f" (credential allowed: {column.allow_credential.strip()})"
         target_types = ", ".join(target_columns.get(o, {}).get("type_text", "?") for o in outputs)
         for name in column.inputs:
             source_type = source_columns.get(name, {}).get("type_text", "?")
@@ -391,7 +414,11 @@ def _check_source(
         if not filter_.reason.strip():
             problem((f"{path}.filters.{filter_.name}", "a filter needs a reason"))
         for message in predicate_problems(
-            filter_.exclude_where, table, list(source_columns), dialect=dialect
+            filter_.exclude_where,
+            table,
+            list(source_columns),
+            dialect=dialect,
+            credentials=credentials,
         ):
             problem((f"{path}.filters.{filter_.name}.exclude_where", message))
     if source.sample is not None and source.sample.column not in source_columns:
@@ -423,6 +450,29 @@ def _check_source(
             problem(
                 (f"{path}.columns", f"required target column {target_name}.{name} is not mapped")
             )
+
+
+def _check_credentials(
+    check: SpecCheck, path: str, column: ColumnMapping, credentials: set[str], source: str
+) -> None:
+    """A credential reaches the target only where the spec says why (``allow_credential``)."""
+    found = [name for name in column.inputs if name in credentials]
+    reason = (column.allow_credential or "").strip()
+    if found and not reason:
+        check.problems.append(
+            (
+                f"{path}.from",
+                f"source column(s) {', '.join(map(repr, found))} of {source} are classified "
+                "credential: a credential stays out of the target; ignore it with a reason, or "
+                "say why the target needs it (allow_credential: <reason>)",
+            )
+        )
+    elif reason and not found:
+        check.problems.append(
+            (f"{path}.allow_credential", "no credential column feeds this column; remove it")
+        )
+    elif column.allow_credential is not None and not reason:
+        check.problems.append((f"{path}.allow_credential", "allow_credential needs a reason"))
 
 
 def _check_reference(

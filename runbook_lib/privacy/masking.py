@@ -119,7 +119,10 @@ class EvidenceMasker:
             for target_name, _target, system, table, source in spec.sources():
                 known = found.get(f"{system}.{table}", {})
                 for targets_text, mapping in source.columns.items():
-                    inherited = [known.get(name, "other") for name in mapping.inputs]
+                    inherited = [
+                        known.get(name) or classify_column(table, name)[0]
+                        for name in mapping.inputs
+                    ]
                     personal = next((kind for kind in inherited if kind != "other"), None)
                     if personal is None:
                         continue
