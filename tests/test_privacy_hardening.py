@@ -374,3 +374,154 @@ def test_a_target_column_filled_from_a_credential_is_redacted_in_evidence(tmp_pa
     masker = EvidenceMasker.from_classification([], spec)
     assert masker.mask("carts", "last_name", "tok-9f8e7d") == "[redacted]"
     assert masker.mask("shop.carts", "session_token", "tok-9f8e7d") == "[redacted]"
+
+
+# --- 10. classification from the values too ---------------------------------------------------
+
+# a table whose name says nothing about people, whose columns' names say nothing either
+VISITS = [
+    (
+        1,
+        "met at the fair, write to scarlett@tara.example",
+        "+1 404-555-0147",
+        "scarlett@tara.example",
+        "12 Peachtree Street",
+        "Tara Holdings LLC",
+        "1990-01-02",
+        "30303",
+        "3",
+    ),
+    (
+        2,
+        "call back on +1 404 555 0148 after six",
+        "(404) 555-0148",
+        "ashley@wilkes.example",
+        "7 Twelve Oaks Road",
+        "Wilkes Lumber Inc.",
+        "1988-07-14",
+        "30305",
+        "1",
+    ),
+    (
+        3,
+        "prefers post",
+        "+1 404 555 0149",
+        "melanie@wilkes.example",
+        "40 Peachtree Avenue",
+        "Hamilton & Co. Ltd",
+        "1991-03-30",
+        "30308",
+        "2",
+    ),
+]
+CLEAR = (
+    "scarlett@tara",
+    "555-0147",
+    "555 0148",
+    "555-0148",
+    "0149",
+    "ashley@wilkes",
+    "Peachtree",
+    "Twelve Oaks",
+    "Tara Holdings",
+    "Wilkes Lumber",
+    "Hamilton",
+    "1990-01-02",
+    "1988-07-14",
+    "30303",
+    "30305",
+)
+
+
+def _visits(tmp_path) -> sa.Engine:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'fair.db'}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE visits (id INTEGER PRIMARY KEY, notes TEXT, contact TEXT, reach TEXT,"
+            " line1 TEXT, org TEXT, dob TEXT, zip TEXT, visits TEXT)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO visits VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(VISITS)),
+            tuple(value for row in VISITS for value in row),
+        )
+    return engine
+
+
+VISITS_SPEC = {
+    "version": 1,
+    "name": "privacy-fair",
+    "systems": {"fair": "fair"},
+    "targets": {
+        "leads": {
+            "id_column": "lead_id",
+            "sources": {
+                "fair.visits": {
+                    "key": "id",
+                    "columns": {
+                        "remark": {"from": "notes"},
+                        "line": {"from": "contact"},
+                        "mail": {"from": "reach"},
+                        "place": {"from": "line1"},
+                        "firm": {"from": "org"},
+                        "day": {"from": "dob"},
+                        "area": {"from": "zip"},
+                        "times": {"from": "visits"},
+                    },
+                }
+            },
+        }
+    },
+}
+
+
+def test_personal_values_in_innocently_named_columns_are_classified_and_masked(tmp_path):
+    import json
+
+    from runbook_lib.assess.assessment import assess_sources
+
+    source = _visits(tmp_path)
+    try:
+        report = assess_sources({"fair": source}, _write_spec(tmp_path, VISITS_SPEC))
+    finally:
+        source.dispose()
+    kinds = {row["column"]: row["classification"] for row in report.classification()}
+    assert kinds["contact"] == "phone" and kinds["reach"] == "email", kinds
+    assert kinds["line1"] == "address" and kinds["org"] == "company", kinds
+    assert kinds["dob"] == "birth_date" and kinds["zip"] == "postal_code", kinds
+    assert kinds["notes"] not in ("other", None), kinds  # free text holding contacts
+    assert kinds["visits"] == "other" and kinds["id"] == "other"
+    shown = json.dumps(report.to_dict(), ensure_ascii=False) + report.render()
+    assert [clear for clear in CLEAR if clear in shown] == []
+
+
+def test_every_masked_view_uses_the_glued_classification(tmp_path):
+    from runbook_lib.assess.assessment import assess_sources
+    from runbook_lib.mapping.check import check_spec
+    from runbook_lib.privacy.masking import EvidenceMasker
+    from runbook_lib.ui.preview import preview_mapping
+
+    source = _visits(tmp_path)
+    target = sa.create_engine(f"sqlite:///{tmp_path / 'leads.db'}")
+    with target.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE leads (lead_id INTEGER PRIMARY KEY, source_system VARCHAR(16) NOT NULL,"
+            " source_key VARCHAR(64) NOT NULL, remark TEXT, line TEXT, mail TEXT,"
+            " place TEXT, firm TEXT, day TEXT, area TEXT, times TEXT)"
+        )
+    spec = _write_spec(tmp_path, VISITS_SPEC)
+    try:
+        glued = assess_sources({"fair": source}, spec).classification()
+        masker = EvidenceMasker.from_classification(glued, spec)
+        checked = check_spec(spec, {"fair": sa.inspect(source)}, sa.inspect(target))
+        assert checked.passed, checked.problems
+        (preview,) = preview_mapping(spec, {"fair": source}, checked, masker=masker)
+    finally:
+        source.dispose()
+        target.dispose()
+    shown = repr(preview.rows)
+    assert [clear for clear in CLEAR if clear in shown] == [], shown
+    assert {row["times"] for row in preview.rows} == {"1", "2", "3"}  # other values stay readable
+    # the same classification masks the target's own columns in validation examples and rejects
+    assert masker.mask("leads", "line", "+1 404-555-0147") == "***47"
+    reject = {"source_system": "fair", "source_table": "visits", "raw_row": {"org": "Tara LLC"}}
+    assert "Tara" not in repr(masker.mask_reject(reject))
