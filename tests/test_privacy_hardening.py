@@ -307,6 +307,18 @@ def test_a_filter_on_its_own_tables_columns_passes_the_mapping_check(tmp_path):
     assert _problems(tmp_path, spec) == {}
 
 
+def test_a_filter_reaching_beyond_its_table_is_never_executed_by_any_stage(tmp_path):
+    from runbook_lib.errors import ExpressionError
+    from runbook_lib.mapping.compiled import compile_spec
+
+    spec = _write_spec(tmp_path, _shop_spec("users.password_hash LIKE '$2b$%'"))
+    (carts,) = compile_spec(spec).in_load_order
+    with pytest.raises(ExpressionError, match="reads table 'users'"):
+        carts.select()  # what the trial, the full load and validation read
+    with pytest.raises(ExpressionError, match="reads table 'users'"):
+        carts.count_queries()  # the accounting of filtered rows
+
+
 # --- 9. credentials stay out of the target --------------------------------------------------
 
 COLUMNS = "targets.carts.sources.shop.carts.columns"

@@ -11,11 +11,13 @@ of a parser's reach, and the source connection's grants are the guard there.
 from __future__ import annotations
 
 from collections.abc import Collection
+from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from runbook_lib.errors import ExpressionError
 from runbook_lib.privacy.classification import classify_column
 
 # SQLAlchemy dialect names → sqlglot's
@@ -27,15 +29,16 @@ _STATEMENTS = (exp.Query, exp.Subquery, exp.Exists, exp.DML, exp.DDL, exp.Comman
 def predicate_problems(
     text: str,
     table: str,
-    columns: Collection[str],
+    columns: Collection[str] | None,
     *,
     dialect: str | None = None,
     credentials: Collection[str] = (),
 ) -> list[str]:
     """Why ``text`` is not a predicate on ``table``'s own ``columns`` (empty: it is).
 
-    ``credentials`` are columns classified credential beyond what their names say (the
-    assessment's classification); a name that says credential counts anyway.
+    ``columns`` None: the live columns are not known here (a stage about to run the filter), so
+    only what the text itself shows is judged. ``credentials`` are columns classified credential
+    beyond what their names say (the assessment's); a name that says credential counts anyway.
     """
     read = _DIALECTS.get(dialect or "", None)
     try:
@@ -55,7 +58,7 @@ def predicate_problems(
             "a filter is a predicate on its own table: no subquery, statement or other table "
             f"(found {', '.join(statements)})"
         )
-    known = {name.lower(): name for name in columns}
+    known = {name.lower(): name for name in columns or ()}
     secret = {name.lower() for name in credentials}
     for column in root.find_all(exp.Column):
         if statements:  # inside a subquery only a credential is worth naming besides
@@ -72,13 +75,26 @@ def predicate_problems(
                 f"column {column.sql()!r} reads table {qualifier!r}: a filter reads only {table}"
             )
             continue
-        if name.lower() not in known:
+        if columns is not None and name.lower() not in known:
             problems.append(f"no column {name!r} in {table}; columns: {sorted(columns)}")
             continue
-        real = known[name.lower()]
+        real = known.get(name.lower(), name)
         if real.lower() in secret or classify_column(table, real)[0] == "credential":
             problems.append(
                 f"column {real!r} is a credential: a filter may not decide by it (its counts "
                 "would tell what it holds)"
             )
     return list(dict.fromkeys(problems))
+
+
+@lru_cache(maxsize=256)
+def refuse_unsafe_filter(text: str, table: str) -> str:
+    """``text``, or ``ExpressionError``: the guard before any stage runs a filter on ``table``.
+
+    The mapping check names the problem with its YAML path; this guard keeps a stage that runs
+    before it (the assessment) or without it from executing a filter that reads beyond its table.
+    """
+    problems = predicate_problems(text, table, None)
+    if problems:
+        raise ExpressionError(f"filter {text!r} on {table}: {'; '.join(problems)}")
+    return text
