@@ -145,7 +145,11 @@ class RowRejected(Exception):
 
 
 class ExpressionError(ValueError):
-    """A check's expression that is not arithmetic over column names (the spec check names it)."""
+    """A spec's expression that is not what it may be (the mapping check names it by YAML path).
+
+    A check's expression that is not arithmetic over column names; a filter that is not a
+    predicate on its own table's columns.
+    """
 
 
 class UnsupportedType(Exception):
