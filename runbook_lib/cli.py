@@ -107,14 +107,27 @@ def _verify(args: argparse.Namespace) -> int:
 
     from runbook_lib.evidence.verify import verify_run
 
+    if args.against_target and not args.env:
+        raise RunbookError(
+            "--against-target needs --env: its params name the target",
+            hint="runbook verify --env ENV --against-target",
+        )
     run_dir = _run_to_verify(args)
-    require_signed = False
+    require_signed, anchored = False, None
     if args.env:
         from runbook_lib.config.params import load_params
 
         params = load_params(args.env, project_root=find_project_root())
         require_signed = params.model.evidence.signing_key_env is not None
-    result = verify_run(run_dir, trusted_key=args.fingerprint, require_signed=require_signed)
+        if run_dir.resolve().parent != runs_root(params.project_root, args.env).resolve():
+            raise RunbookError(f"{run_dir} is not a run folder of env {args.env}")
+        if args.against_target:
+            from runbook_lib.evidence.trust import anchor_for
+
+            anchored = anchor_for(params).lines()
+    result = verify_run(
+        run_dir, trusted_key=args.fingerprint, require_signed=require_signed, anchored=anchored
+    )
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.render())
     return EXIT_PASSED if result.passed else EXIT_EVIDENCE
 
@@ -292,6 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument(
         "--fingerprint", help="the signing key's fingerprint from the change record (ed25519:...)"
+    )
+    verify.add_argument(
+        "--against-target",
+        action="store_true",
+        help="also compare the ledger with its anchor in the target database (needs --env)",
     )
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     verify.set_defaults(handler=_verify)

@@ -1,10 +1,13 @@
 """Evidence that resists an insider: someone who can write ``outputs/`` but holds neither the
 signing key nor access to the target database.
 
-The attacks (issue 14): (b) change an artifact, rewrite its hash in the manifest and append a
-matching ledger line — the signatures give it away when a key is configured. The synthetic chain
-(fixture ``signed_chain``) is two runs of env ``ci`` sealed as the runner does, signed with a key
-made for the test; ``forge_line`` appends a ledger line the way an insider would, by hand.
+The attacks (issue 14): (a) cut the newest run and its ledger tail — the anchor in the target
+database gives it away (``verify --against-target``); (b) change an artifact, rewrite its hash in
+the manifest and append a matching ledger line — the signatures give it away when a key is
+configured, the anchor in any case. The synthetic chains are two runs of env ``ci`` sealed as the
+runner does: ``signed_chain`` signed with a key made for the test, ``anchored_chain`` anchored in
+the ``ci`` target of a project copy (a SQLite file; one test on PostgreSQL); ``forge_line``
+appends a ledger line the way an insider would, by hand.
 """
 
 from __future__ import annotations
@@ -15,8 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib.errors import SigningKeyError
+import shutil
+
+import sqlalchemy as sa
+
+from runbook_lib.errors import EvidenceError, SigningKeyError
 from runbook_lib.evidence import ledger, signing
+from runbook_lib.evidence.anchor import Anchor
 from runbook_lib.evidence.record import change_run, open_run
 from runbook_lib.evidence.run_folder import Manifest, sha256_file
 from runbook_lib.evidence.trust import Trust
@@ -224,3 +232,134 @@ def test_the_report_says_plainly_whether_the_evidence_is_signed(tmp_path, key):
     assert f"Ed25519 key <code>{key.fingerprint}</code>" in render(signed, {}, {})
     page = render(unsigned, {}, {})
     assert "Not signed." in page and "tamper-evident only against accidents" in page
+
+
+# --- (a) and the anchor ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def ci_anchor(project) -> Anchor:
+    from runbook_lib.config.params import load_params
+    from runbook_lib.evidence.trust import anchor_for
+
+    return anchor_for(load_params("ci", project_root=project))
+
+
+@pytest.fixture
+def anchored_chain(project, ci_anchor) -> Path:
+    return _chain(project, Trust(anchor=ci_anchor))
+
+
+def cut_newest_run(env_dir: Path) -> None:
+    """Remove the newest run folder and its lines, which are the ledger's tail."""
+    newest = sorted(p for p in env_dir.iterdir() if p.is_dir())[-1]
+    shutil.rmtree(newest)
+    path = env_dir / "ledger.jsonl"
+    kept = [line for line in path.read_text().splitlines() if newest.name not in line]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def test_every_seal_records_its_line_in_the_targets_runbook_ledger(anchored_chain, ci_anchor):
+    entries, _ = ledger.read(anchored_chain / "ledger.jsonl")
+    lines = ci_anchor.lines()
+    assert [(a.seq, a.entry_sha256, a.run_id) for a in lines] == [
+        (e.seq, e.entry_sha256, e.run_id) for e in entries
+    ]
+    assert lines[-1].facts["stages"]["assessment"]["status"] == "passed"
+    assert lines[-1].facts["status"] == "passed"
+    manifest = json.loads((anchored_chain / RUNS[0] / "manifest.json").read_text())
+    assert manifest["anchor"] == {"table": "runbook_ledger", "in": "target (sqlite)"}
+    assert verify_run(anchored_chain / RUNS[-1], anchored=lines).passed
+
+
+def test_a_cutting_the_newest_run_and_its_ledger_tail_fails_verify_against_the_target(
+    anchored_chain, capsys
+):
+    from runbook_lib.cli import main
+
+    cut_newest_run(anchored_chain)
+    assert verify_run(anchored_chain / RUNS[0]).passed  # the files alone still hold together
+    assert main(["verify", "--env", "ci", "--against-target"]) == 3
+    out = capsys.readouterr().out
+    assert (
+        f"line 4 (against the target): missing, though the target anchored it (run {RUNS[1]}" in out
+    )
+    assert "the ledger was cut" in out
+
+
+def test_b_a_re_sealed_manifest_is_not_anchored_and_fails_verify_against_the_target(
+    anchored_chain, ci_anchor, capsys
+):
+    from runbook_lib.cli import main
+
+    run_dir = anchored_chain / RUNS[-1]
+    rewrite_artifact(run_dir)
+    forge_line(anchored_chain, run_dir)
+    assert main(["verify", str(run_dir)]) == 0  # unsigned, the files hold together
+    assert main(["verify", "--env", "ci", "--against-target"]) == 3
+    assert "line 7 (against the target): not anchored in the target" in capsys.readouterr().out
+
+
+def test_an_edited_line_that_was_anchored_fails_verify_against_the_target(
+    anchored_chain, ci_anchor
+):
+    path = anchored_chain / "ledger.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    lines[5]["detail"] = "failed"
+    body = {k: v for k, v in lines[5].items() if k != "entry_sha256"}
+    lines[5]["entry_sha256"] = hashlib.sha256(ledger.canonical_json(body).encode()).hexdigest()
+    path.write_text("".join(ledger.canonical_json(line) + "\n" for line in lines[:6]))
+    found = [
+        p.render()
+        for p in verify_run(anchored_chain / RUNS[0], anchored=ci_anchor.lines()).problems
+    ]
+    assert any(
+        "line 6 (against the target): differs from the line the target anchored" in p for p in found
+    )
+
+
+def test_no_seal_launders_a_forged_line_into_the_anchor(anchored_chain, ci_anchor):
+    run_dir = anchored_chain / RUNS[-1]
+    rewrite_artifact(run_dir)
+    forge_line(anchored_chain, run_dir)
+    before = len(ci_anchor.lines())
+    with pytest.raises(EvidenceError, match="no longer matches its anchor") as raised:
+        with change_run(run_dir, "report", trust=Trust(anchor=ci_anchor)) as manifest:
+            manifest.data["note"] = "after the forgery"
+    assert "ledger line 7: not anchored in the target" in str(raised.value)
+    assert len(ci_anchor.lines()) == before
+    assert not (run_dir / "manifest.tmp").exists()
+
+
+def test_a_run_recorded_with_an_anchor_refuses_a_seal_without_one(anchored_chain):
+    with pytest.raises(EvidenceError, match="is anchored in target"):
+        with change_run(anchored_chain / RUNS[0], "report") as manifest:
+            manifest.data["note"] = "no anchor"
+
+
+def test_the_first_seal_into_an_empty_anchor_records_the_lines_the_files_hold(project, ci_anchor):
+    env_dir = _chain(project, Trust())
+    _sealed_run(env_dir, "20260103T000000Z-cccccc", Trust(anchor=ci_anchor))
+    assert [a.seq for a in ci_anchor.lines()] == list(range(1, 10))
+    assert [a.facts is None for a in ci_anchor.lines()] == [True] * 6 + [False] * 3
+
+
+def test_anchor_and_signature_together_name_the_key_the_target_recorded(project, ci_anchor, key):
+    env_dir = _chain(project, Trust(signer=key, anchor=ci_anchor))
+    assert {a.signer for a in ci_anchor.lines()} == {key.fingerprint}
+    assert verify_run(env_dir / RUNS[0], anchored=ci_anchor.lines()).passed
+
+
+@pytest.mark.postgres
+def test_a_the_anchor_on_postgresql_catches_a_cut_tail(tmp_path, postgres_url):
+    from runbook_lib.config.connections import make_engine
+
+    engine = make_engine(postgres_url, poolclass=sa.pool.NullPool)
+    anchor = Anchor(engine, "ci", "target (postgresql)")
+    env_dir = _chain(tmp_path, Trust(anchor=anchor))
+    assert verify_run(env_dir / RUNS[0], anchored=anchor.lines()).passed
+    cut_newest_run(env_dir)
+    found = [p.render() for p in verify_run(env_dir / RUNS[0], anchored=anchor.lines()).problems]
+    assert sum("the ledger was cut" in p for p in found) == 3, found
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM runbook_ledger")).scalar() == 6

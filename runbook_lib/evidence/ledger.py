@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from runbook_lib.errors import EvidenceError, SigningKeyError
 from runbook_lib.evidence import signing
@@ -147,6 +148,7 @@ def seal(
     *,
     opening: bool = False,
     signer: signing.Signer | None = None,
+    anchor: Any = None,
 ) -> Entry | None:
     """Save ``manifest`` and append its hash to the ledger (no line when nothing changed).
 
@@ -155,6 +157,8 @@ def seal(
     ``opening`` links a new run to the previous run of its environment first. Refuses to append to
     a damaged ledger: new evidence must not be chained to a broken history. ``signer`` signs the
     line; without one, a ledger already signed (or a manifest that names a key) is refused.
+    ``anchor`` (``evidence.anchor.Anchor``) records the line in the target database first; a
+    manifest that names an anchor is refused without one.
     """
     path = ledger_path(manifest.run_dir)
     with _locked(path):
@@ -169,7 +173,8 @@ def seal(
             return None
         try:
             _refuse_unsigned(path, entries, manifest, signer)
-        except SigningKeyError:
+            _refuse_unanchored(manifest, anchor)
+        except (SigningKeyError, EvidenceError):
             manifest.pending_path.unlink(missing_ok=True)
             raise
         fields = {
@@ -186,6 +191,12 @@ def seal(
         digest = _entry_hash(fields)
         sig = signer.sign(digest) if signer is not None else None
         entry = Entry(**fields, entry_sha256=digest, sig=sig)
+        if anchor is not None:
+            try:
+                anchor.append(entries, entry, manifest.data)  # committed before the line
+            except BaseException:
+                manifest.pending_path.unlink(missing_ok=True)
+                raise
         with path.open("ab") as handle:
             handle.write(entry.line().encode("utf-8") + b"\n")
             handle.flush()
@@ -221,6 +232,16 @@ def _refuse_damaged(path: Path, problems: list[LedgerProblem]) -> None:
         raise EvidenceError(
             f"{path} line {first.line}: {first.message}; nothing was recorded",
             hint="runbook verify <a run folder of this env> lists every problem; investigate first",
+        )
+
+
+def _refuse_unanchored(manifest: Manifest, anchor: Any) -> None:
+    named = manifest.data.get("anchor")
+    if anchor is None and named:
+        raise EvidenceError(
+            f"run {manifest.data.get('run_id')} is anchored in {named.get('in')} and this seal has "
+            "no access to it: nothing was recorded",
+            hint="record evidence from the project, with the target reachable",
         )
 
 

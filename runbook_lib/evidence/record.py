@@ -48,7 +48,9 @@ def _seal(
     manifest: Manifest, event: str, detail: str, trust: Trust | None, *, opening: bool = False
 ) -> ledger.Entry | None:
     trust = trust or Trust()
-    return ledger.seal(manifest, event, detail, opening=opening, signer=trust.signer)
+    return ledger.seal(
+        manifest, event, detail, opening=opening, signer=trust.signer, anchor=trust.anchor
+    )
 
 
 @contextmanager

@@ -8,6 +8,9 @@ Needs nothing but the ``outputs/<env>/`` folder: an auditor can verify a copy. I
   and its ``chain`` names the run opened before it with a manifest version the ledger recorded;
 * every run folder on disk is in the ledger, the verified one included.
 
+* with ``anchored`` (``runbook verify --env ENV --against-target`` reads it from the target's
+  ``runbook_ledger``): every anchored line still in the file ledger, unchanged, and no file line
+  past the anchor's head;
 * the signatures (where the ledger is signed): every line signed, by one key, and each
   signature valid; an unsigned line after the first signed one was appended without the key.
 
@@ -19,13 +22,18 @@ the ledger head printed here) in the change record, outside this folder.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runbook_lib.errors import EvidenceError
 from runbook_lib.evidence import ledger, signing
 from runbook_lib.evidence.ledger import LEDGER
 from runbook_lib.evidence.run_folder import MANIFEST, Manifest, sha256_file
+
+if TYPE_CHECKING:
+    from runbook_lib.evidence.anchor import AnchoredLine
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ class Verification:
     signers: tuple[str, ...] = ()  # fingerprints of the keys that signed the ledger
     signed_lines: int = 0
     unsigned_lines: int = 0
+    anchored_lines: int | None = None  # None: not checked against the target
 
     @property
     def signed(self) -> bool:
@@ -93,6 +102,10 @@ class Verification:
                 "unsigned_lines": self.unsigned_lines,
                 "note": self.signing_text(),
             },
+            "anchor": {
+                "checked": self.anchored_lines is not None,
+                "anchored_lines": self.anchored_lines,
+            },
         }
 
     def render(self) -> str:
@@ -102,12 +115,19 @@ class Verification:
                 f"verified run {name}: manifest = ledger line {self.manifest_seq}; "
                 f"{self.artifacts} artifacts re-hashed across {len(self.runs)} run(s) of the chain; "
                 f"ledger head {self.ledger_head} ({self.ledger_entries} lines)\n"
-                f"{self._signing_line()}"
+                f"{self._signing_line()}{self._anchor_line()}"
             )
         lines = [f"run {name} does NOT verify: {len(self.problems)} problem(s)"]
         lines += [f"  {problem.render()}" for problem in self.problems]
-        lines.append(self._signing_line())
+        lines.append(self._signing_line() + self._anchor_line())
         return "\n".join(lines)
+
+    def _anchor_line(self) -> str:
+        if self.anchored_lines is None:
+            return ""
+        return f"\nanchor: {self.anchored_lines} line(s) anchored in the target" + (
+            ", every one matching the ledger" if self.passed else ""
+        )
 
     def _signing_line(self) -> str:
         return ("signatures: " if self.signed else "NOT SIGNED: ") + self.signing_text()
@@ -118,13 +138,18 @@ class Verification:
 
 
 def verify_run(
-    run_dir: Path, *, trusted_key: str | None = None, require_signed: bool = False
+    run_dir: Path,
+    *,
+    trusted_key: str | None = None,
+    require_signed: bool = False,
+    anchored: Sequence[AnchoredLine] | None = None,
 ) -> Verification:
     """Verify ``run_dir`` and the whole chain of its environment.
 
     ``trusted_key`` is the fingerprint the auditor expects every line to be signed with (without
     it, the key of the first signed line); ``require_signed`` (params configure a key) makes a
-    ledger without any signed line a problem.
+    ledger without any signed line a problem. ``anchored`` is the target's record of the
+    ledger (``anchor.Anchor.lines``), compared line by line.
     """
     run_dir = Path(run_dir).resolve()
     env_dir = run_dir.parent
@@ -141,6 +166,13 @@ def verify_run(
         problems.append(
             Problem(shown(path), "params configure a signing key, and no ledger line is signed")
         )
+    if anchored is not None:
+        from runbook_lib.evidence.anchor import compare
+
+        problems += [
+            Problem(f"{shown(path)} line {p.line} (against the target)", p.message)
+            for p in compare(entries, anchored)
+        ]
     recorded = list(dict.fromkeys(e.run_id for e in entries))
     artifacts = 0
     for run_id in recorded:
@@ -167,6 +199,7 @@ def verify_run(
         signers=signatures.signers,
         signed_lines=signatures.signed,
         unsigned_lines=signatures.unsigned,
+        anchored_lines=len(anchored) if anchored is not None else None,
     )
 
 
