@@ -125,6 +125,13 @@ class EvidenceError(RunbookError):
     exit_code = EXIT_EVIDENCE
 
 
+class SigningKeyError(RunbookError):
+    """The signing key the params name is unset, unreadable, or not the key the evidence is signed with.
+
+    Nothing was written (exit 2): set the variable to the private key from the secret store.
+    """
+
+
 class TransformError(ValueError):
     """A value cannot be transformed; ``rule`` names the quarantine rule it falls under."""
 
@@ -167,6 +174,7 @@ _BY_NAME: dict[str, type[RunbookError]] = {
         GateFailedError,
         ApprovalRequiredError,
         EvidenceError,
+        SigningKeyError,
     )
 }
 

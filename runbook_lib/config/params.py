@@ -170,6 +170,16 @@ class RolesParams(_Strict):
     approvers: list[str] = []
 
 
+class EvidenceParams(_Strict):
+    """How the evidence resists an insider: the NAME of the variable holding the signing key."""
+
+    signing_key_env: Annotated[str, Field(pattern=ENV_VAR_NAME)] | None = Field(
+        default=None,
+        description="environment variable holding the Ed25519 private key (runbook keygen); "
+        "the key itself never in a file of the project",
+    )
+
+
 class RunbookParams(_Strict):
     """Everything one environment's run needs; secrets only by environment variable name."""
 
@@ -188,6 +198,7 @@ class RunbookParams(_Strict):
     gates: GateParams = GateParams()
     cutover: CutoverParams = CutoverParams()
     roles: RolesParams = RolesParams()
+    evidence: EvidenceParams = EvidenceParams()
 
     @field_validator("sources")
     @classmethod

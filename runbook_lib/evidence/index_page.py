@@ -615,8 +615,27 @@ def _integrity(data: dict) -> str:
         f"<code>../{escape(chain.get('ledger', 'ledger.jsonl'))}</code>; this page is listed in the "
         "manifest too (as <code>report</code>), so editing any file here fails "
         "<code>runbook verify</code>.</p>"
+        f"{_signing(data.get('signing'))}"
         f'<table class="grid"><tr><th>artifact</th><th>sha256</th></tr>{artifacts}</table>'
         "</section>"
+    )
+
+
+def _signing(signing: dict | None) -> str:
+    """Who can vouch for this evidence: the signing key, or plainly nobody beyond the files."""
+    if signing and signing.get("fingerprint"):
+        return (
+            '<p id="signing">Signed: every ledger line is signed with the Ed25519 key '
+            f"<code>{escape(signing['fingerprint'])}</code> (private key from "
+            f"<code>{escape(str(signing.get('key_env')))}</code>, never stored here); "
+            "<code>runbook verify --fingerprint</code> checks each signature.</p>"
+        )
+    return (
+        '<p id="signing" class="warning"><strong>Not signed.</strong> This evidence is '
+        "tamper-evident only against accidents, not against an insider: anyone who can write "
+        "<code>outputs/</code> can rewrite an artifact, its manifest and a matching ledger line. "
+        "A signing key (params <code>evidence.signing_key_env</code>) and "
+        "<code>runbook verify --against-target</code> close that gap.</p>"
     )
 
 

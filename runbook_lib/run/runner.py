@@ -41,6 +41,7 @@ from runbook_lib.evidence.run_folder import (
     utc_now,
 )
 from runbook_lib.evidence.scraps import read_scraps
+from runbook_lib.evidence.trust import Trust, trust_for
 from runbook_lib.mapping.check import check_transforms
 from runbook_lib.mapping.model import load_spec, shown_path
 from runbook_lib.privacy import scrub
@@ -158,12 +159,13 @@ def run(
     ledger.require_sound(runs_root(project_root, env))
     run_lock.refuse_if_busy(runs_root(project_root, env), env)
     params = prepare(env, project_root, stages)
+    trust = trust_for(params)  # the signing key, before anything is written
     run_id = run_id or new_run_id()
     # one run at a time per target: held until the run is closed, however it ends
     with run_lock.hold(params, run_id=run_id, command=command, stages=stages, echo=echo):
         if "rollback" in stages and not fresh:
             _refuse_rollback_out_of_order(params, run_id)
-        return _run_held(params, project_root, stages, run_id, fresh, echo, command, mode)
+        return _run_held(params, project_root, stages, run_id, fresh, echo, command, mode, trust)
 
 
 def _run_held(
@@ -175,10 +177,11 @@ def _run_held(
     echo: Echo,
     command: str,
     mode: str,
+    trust: Trust,
 ) -> RunOutcome:
     """``run``, once the lock is held: open or reopen the run folder, execute, close."""
     env = params.env
-    secrets = scrub.secret_values()
+    secrets = scrub.secret_values() | trust.secrets()
     base = runs_root(project_root, env)
     used = _params_used(params, project_root)
     invocation = {
@@ -194,6 +197,7 @@ def _run_held(
         open_run(
             run_dir,
             ",".join(stages),
+            trust=trust,
             run_id=run_id,
             env=env,
             **who_and_where(params.model.operator),
@@ -206,8 +210,10 @@ def _run_held(
             invocations=[invocation],
         )
     else:
-        with change_run(run_dir, "reopen", ",".join(stages)) as manifest:
-            manifest.data.update(status="running", finished_at=None, **used)
+        with change_run(run_dir, "reopen", ",".join(stages), trust=trust) as manifest:
+            manifest.data.update(
+                status="running", finished_at=None, **used, **trust.manifest_fields()
+            )
             manifest.data.pop("refusal", None)
             manifest.data.setdefault("invocations", []).append(invocation)
     echo(f"run {run_id} ({env}) → {run_dir.relative_to(project_root)}")
@@ -220,13 +226,13 @@ def _run_held(
             refusal = {"stage": stage, "at": utc_now(), "reason": str(refused)}
             echo(f"[{index}/{len(stages)}] {stage} refused: no valid approval")
             break
-        kept = keep_attempt(run_dir, stage)  # a re-run never overwrites an earlier attempt
+        kept = keep_attempt(run_dir, stage, trust)  # a re-run never overwrites an earlier attempt
         if kept is not None and kept.get("notebook"):
             echo(f"    attempt {kept['attempt']} ({kept['status']}) kept as {kept['notebook']}")
         extra = {"mode": mode} if mode and stage == "full_load" else {}
         entry = execute_stage(stage, env, run_dir, project_root, secrets=secrets, parameters=extra)
         entry["mapping_spec_sha256"] = used["mapping_spec"]["sha256"]
-        with change_run(run_dir, "stage", f"{stage} {entry['status']}") as m:
+        with change_run(run_dir, "stage", f"{stage} {entry['status']}", trust=trust) as m:
             m.record_stage(entry)
         echo(f"[{index}/{len(stages)}] {stage} {entry['status']} in {entry['seconds']:.1f} s")
         if entry["status"] != "passed":
@@ -236,7 +242,7 @@ def _run_held(
     if status == "passed" and "rollback" in stages:
         status = "rolled_back"  # what `runbook status` shows: its load is no longer in the target
     finished = utc_now()
-    with change_run(run_dir, "close", status) as manifest:
+    with change_run(run_dir, "close", status, trust=trust) as manifest:
         manifest.data.update(status=status, finished_at=finished, failed_stage=failed)
         if refusal is not None:
             manifest.data["refusal"] = refusal
