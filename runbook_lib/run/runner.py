@@ -113,6 +113,7 @@ def prepare(env: str, project_root: Path, stages: Sequence[str] = RUNBOOK_STAGES
     params = load_params(env, project_root=project_root)
     connections = Connections(params)
     connections.check_resolvable()
+    trust_for(params)  # the signing key is a params matter: refused before any connection opens
     if not params.mapping_path.is_file():
         raise RunbookError(f"{params.path.name}: field 'mapping': no file {params.model.mapping}")
     spec = load_spec(params.mapping_path)
