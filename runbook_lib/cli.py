@@ -93,17 +93,10 @@ def _cutover(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from runbook_lib.run.lock import holder
-    from runbook_lib.ui.watch import follow
+    from runbook_lib.run.watching import watch_in_terminal
 
     root = find_project_root()
-
-    def holder_of() -> str | None:  # which run holds the env's lock now, if any
-        return (holder(root / "outputs" / args.env) or {}).get("run_id")
-
-    return follow(
-        root, args.env, args.run_id, holder_of=holder_of, once=args.once, interval=args.interval
-    )
+    return watch_in_terminal(root, args.env, args.run_id, once=args.once, interval=args.interval)
 
 
 def _rollback(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ import yaml
 from helpers import RUNBOOK, runbook
 
 from runbook_lib.evidence.scraps import read_scraps
+from runbook_lib.run.watching import lab_view
 from runbook_lib.ui.watch import watch_run
 
 pytestmark = pytest.mark.notebooks
@@ -244,6 +245,9 @@ def test_watch_follows_a_load_in_another_process_and_names_a_killed_run(project)
     assert read and any(int(line.split()[2].replace(",", "")) > 0 for line in read)
     after = runbook(project, "watch", "--env", "ci", "--once").stdout
     assert "no process holds this run" in after and "--resume" in after
+    panel = lab_view("ci")  # the lab's view of the same run: the same words
+    panel.refresher.join(timeout=60)
+    assert "no process holds this run" in panel.value and "now full_load" in panel.value
     manifest = json.loads(next((project / "outputs" / "ci").glob("2*/manifest.json")).read_text())
     assert (
         manifest["status"] == "running"
