@@ -140,6 +140,13 @@ class EvidenceWriteError(EvidenceError):
         super().__init__(message, hint=hint)
 
 
+class SigningKeyError(RunbookError):
+    """The signing key the params name is unset, unreadable, or not the key the evidence is signed with.
+
+    Nothing was written (exit 2): set the variable to the private key from the secret store.
+    """
+
+
 class TransformError(ValueError):
     """A value cannot be transformed; ``rule`` names the quarantine rule it falls under."""
 
@@ -160,7 +167,11 @@ class RowRejected(Exception):
 
 
 class ExpressionError(ValueError):
-    """A check's expression that is not arithmetic over column names (the spec check names it)."""
+    """A spec's expression that is not what it may be (the mapping check names it by YAML path).
+
+    A check's expression that is not arithmetic over column names; a filter that is not a
+    predicate on its own table's columns.
+    """
 
 
 class UnsupportedType(Exception):
@@ -178,6 +189,7 @@ _BY_NAME: dict[str, type[RunbookError]] = {
         GateFailedError,
         ApprovalRequiredError,
         EvidenceError,
+        SigningKeyError,
     )
 }
 

@@ -395,8 +395,8 @@ def test_a_filter_with_an_sql_syntax_error_is_a_spec_error_at_its_yaml_path(proj
 
     assert len(problems) == 1, problems
     where, message = problems[0]
-    assert where == f"{CARTS}.filters[0].exclude_where"
-    assert "stale_carts" in message and "syntax error" in message
+    assert where == f"{CARTS}.filters.stale_carts.exclude_where"
+    assert "not a valid SQL expression" in message  # parsed before any database sees it
 
 
 def test_a_filter_naming_an_unknown_column_is_a_spec_error(project, live_schemas):
@@ -406,7 +406,7 @@ def test_a_filter_naming_an_unknown_column_is_a_spec_error(project, live_schemas
 
     problems = spec_problems(project, live_schemas, mutate)
 
-    assert [p for p, _ in problems] == [f"{CARTS}.filters[0].exclude_where"]
+    assert [p for p, _ in problems] == [f"{CARTS}.filters.stale_carts.exclude_where"]
     assert "added_att" in problems[0][1]
 
 

@@ -108,6 +108,50 @@ class LoadParams(_Strict):
     suspend_foreign_keys: bool = True
 
 
+class DaskParams(_Strict):
+    """A Dask distributed cluster: an existing scheduler, or a local one of ``local_workers``."""
+
+    scheduler: Annotated[str, Field(pattern=r"^(tcp|tls|inproc|ucx)://\S+$")] | None = None
+    local_workers: Annotated[int, Field(ge=1, le=256)] | None = None
+    # rows per partition the plan aims at; a source smaller than this is one partition
+    partition_rows: Annotated[int, Field(ge=100)] = 250_000
+    # at most this many partitions per source (a source is cut into at least one per worker)
+    max_partitions: Annotated[int, Field(ge=1, le=10_000)] = 64
+    # a partition that fails this many more times fails the stage, its key range named
+    retries: Annotated[int, Field(ge=0, le=20)] = 2
+
+    @model_validator(mode="after")
+    def _exactly_one_cluster(self) -> DaskParams:
+        if (self.scheduler is None) == (self.local_workers is None):
+            raise ValueError("give exactly one of 'scheduler' (tcp://HOST:8786) or 'local_workers'")
+        return self
+
+    @field_validator("scheduler")
+    @classmethod
+    def _no_secret_in_address(cls, address: str | None) -> str | None:
+        if address is not None and "@" in address:
+            raise ValueError("a scheduler address carries no user or password")
+        return address
+
+
+class EngineParams(_Strict):
+    """Where the full load runs: ``local`` (this process) or ``{dask: {...}}`` (a cluster)."""
+
+    dask: DaskParams
+
+    @property
+    def kind(self) -> str:
+        return "dask"
+
+
+def _engine(value: object) -> object:
+    """``engine: local`` is the default; anything else is ``{dask: {...}}``."""
+    return None if value == "local" else value
+
+
+Engine = Annotated[EngineParams | None, BeforeValidator(_engine)]
+
+
 class TrialParams(_Strict):
     """The deterministic trial sample: percent of root customers, by a hash of their key."""
 
@@ -170,6 +214,16 @@ class RolesParams(_Strict):
     approvers: list[str] = []
 
 
+class EvidenceParams(_Strict):
+    """How the evidence resists an insider: the NAME of the variable holding the signing key."""
+
+    signing_key_env: Annotated[str, Field(pattern=ENV_VAR_NAME)] | None = Field(
+        default=None,
+        description="environment variable holding the Ed25519 private key (runbook keygen); "
+        "the key itself never in a file of the project",
+    )
+
+
 class RunbookParams(_Strict):
     """Everything one environment's run needs; secrets only by environment variable name."""
 
@@ -184,10 +238,13 @@ class RunbookParams(_Strict):
     trial_target: ConnectionParams
     demo: DemoParams | None = None
     load: LoadParams = LoadParams()
+    # local (default): the full load runs in this process; {dask: {...}}: partitioned on Dask
+    engine: Engine = None
     trial: TrialParams = TrialParams()
     gates: GateParams = GateParams()
     cutover: CutoverParams = CutoverParams()
     roles: RolesParams = RolesParams()
+    evidence: EvidenceParams = EvidenceParams()
 
     @field_validator("sources")
     @classmethod

@@ -74,6 +74,8 @@ class ColumnMapping(_Strict):
     transform: TransformStep | list[TransformStep] | None = None
     references: str | ReferenceSpec | None = None
     on_error: Literal["quarantine", "null"] = "quarantine"
+    # why a source column classified credential may reach the target (none: it may not)
+    allow_credential: str | None = None
 
     @property
     def parent_target(self) -> str | None:

@@ -51,7 +51,11 @@ def sample_problems(
 
 
 def filter_problems(
-    path: str, table: str, source: SourceMapping, inspector: sa.Inspector
+    path: str,
+    table: str,
+    source: SourceMapping,
+    inspector: sa.Inspector,
+    skip: set[str] = frozenset(),
 ) -> list[Problem]:
     """Each filter whose condition the source database refuses (syntax, unknown column, ...).
 
@@ -59,7 +63,10 @@ def filter_problems(
     evidence is scrubbed as a whole anyway.
     """
     problems = []
-    for index, filter_ in enumerate(source.filters):
+    for filter_ in source.filters:
+        where = f"{path}.filters.{filter_.name}.exclude_where"
+        if where in skip:  # refused already (not a predicate on its own table): never executed
+            continue
         query = sa.select(sa.literal(1)).select_from(sa.table(table))
         query = query.where(
             sa.text(f"(CASE WHEN ({filter_.exclude_where}) THEN 1 ELSE 0 END) = 0")
@@ -71,7 +78,7 @@ def filter_problems(
             lines = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
             problems.append(
                 (
-                    f"{path}.filters[{index}].exclude_where",
+                    where,
                     f"filter {filter_.name!r}: the source database refuses the condition "
                     f"{filter_.exclude_where!r}: {lines[0][:300]}",
                 )

@@ -1,9 +1,9 @@
 """The pre-flight of ``runbook run``, ``sync`` and ``rollback``: bad input exits 2, nothing written.
 
-All that can be checked before a run folder exists: params (strict), the mapping spec's structure
-and its transform options (the assessment runs the transforms before the mapping stage would
-report them), every spec system naming a connection in params, then every connection opened once
-(``Connections.preflight``).
+All that can be checked before a run folder exists: params (strict) and the signing key they
+name, the mapping spec's structure and its transform options (the assessment runs the transforms
+before the mapping stage would report them), every spec system naming a connection in params,
+then every connection opened once (``Connections.preflight``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from runbook_lib.config.connections import Connections
 from runbook_lib.config.params import LoadedParams, load_params
 from runbook_lib.errors import ConnectionConfigError, RunbookError
+from runbook_lib.evidence.trust import trust_for
 from runbook_lib.mapping.check import check_transforms
 from runbook_lib.mapping.model import load_spec, shown_path
 from runbook_lib.stage_table import RUNBOOK_STAGES
@@ -30,6 +31,7 @@ def prepare(env: str, project_root: Path, stages: Sequence[str] = RUNBOOK_STAGES
     params = load_params(env, project_root=project_root)
     connections = Connections(params)
     connections.check_resolvable()
+    trust_for(params)  # the signing key is a params matter: refused before any connection opens
     if not params.mapping_path.is_file():
         raise RunbookError(f"{params.path.name}: field 'mapping': no file {params.model.mapping}")
     spec = load_spec(params.mapping_path)

@@ -44,6 +44,7 @@ from runbook_lib.evidence.run_folder import (
     writing,
 )
 from runbook_lib.evidence.scraps import read_scraps
+from runbook_lib.evidence.trust import Trust, trust_for
 from runbook_lib.mapping.model import load_spec
 from runbook_lib.privacy import scrub
 from runbook_lib.run import lock as run_lock
@@ -128,12 +129,13 @@ def run(
     ledger.require_sound(runs_root(project_root, env))
     run_lock.refuse_if_busy(runs_root(project_root, env), env)
     params = prepare(env, project_root, stages)
+    trust = trust_for(params)  # the signing key, before anything is written
     run_id = run_id or new_run_id()
     # one run at a time per target: held until the run is closed, however it ends
     with run_lock.hold(params, run_id=run_id, command=command, stages=stages, echo=echo):
         if "rollback" in stages and not fresh:
             _refuse_rollback_out_of_order(params, run_id)
-        return _run_held(params, project_root, stages, run_id, fresh, echo, command, mode)
+        return _run_held(params, project_root, stages, run_id, fresh, echo, command, mode, trust)
 
 
 def _run_held(
@@ -145,10 +147,11 @@ def _run_held(
     echo: Echo,
     command: str,
     mode: str,
+    trust: Trust,
 ) -> RunOutcome:
     """``run``, once the lock is held: open or reopen the run folder, execute, close."""
     env = params.env
-    secrets = scrub.secret_values()
+    secrets = scrub.secret_values() | trust.secrets()
     base = runs_root(project_root, env)
     used = _params_used(params, project_root)
     invocation = {
@@ -164,6 +167,7 @@ def _run_held(
         open_run(
             run_dir,
             ",".join(stages),
+            trust=trust,
             run_id=run_id,
             env=env,
             **who_and_where(params.model.operator),
@@ -176,20 +180,24 @@ def _run_held(
             invocations=[invocation],
         )
     else:
-        with change_run(run_dir, "reopen", ",".join(stages)) as manifest:
-            manifest.data.update(status="running", finished_at=None, **used)
+        with change_run(run_dir, "reopen", ",".join(stages), trust=trust) as manifest:
+            manifest.data.update(
+                status="running", finished_at=None, **used, **trust.manifest_fields()
+            )
             manifest.data.pop("refusal", None)
             manifest.data.setdefault("invocations", []).append(invocation)
     echo(f"run {run_id} ({env}) → {run_dir.relative_to(project_root)}")
     try:
         return _execute_stages(
-            params, project_root, stages, run_dir, used, secrets, echo, mode, run_id
+            params, project_root, stages, run_dir, used, secrets, echo, mode, run_id, trust
         )
     except EvidenceWriteError as exc:
-        raise _after_write_failure(exc, run_dir, env) from None
+        raise _after_write_failure(exc, run_dir, env, trust) from None
 
 
-def _after_write_failure(exc: EvidenceWriteError, run_dir: Path, env: str) -> EvidenceWriteError:
+def _after_write_failure(
+    exc: EvidenceWriteError, run_dir: Path, env: str, trust: Trust
+) -> EvidenceWriteError:
     """Evidence stopped being writable mid-run: close the run as failed if that can be recorded.
 
     Whether or not it can, the manifest and the ledger are as last recorded (every write is
@@ -197,7 +205,7 @@ def _after_write_failure(exc: EvidenceWriteError, run_dir: Path, env: str) -> Ev
     """
     failure = failure_data(exc)
     try:
-        with change_run(run_dir, "close", "failed: evidence not writable") as manifest:
+        with change_run(run_dir, "close", "failed: evidence not writable", trust=trust) as manifest:
             manifest.data.update(status="failed", finished_at=utc_now())
             manifest.data["write_failure"] = failure
             manifest.data["invocations"][-1].update(finished_at=utc_now(), status="failed")
@@ -223,6 +231,7 @@ def _execute_stages(
     echo: Echo,
     mode: str,
     run_id: str,
+    trust: Trust,
 ) -> RunOutcome:
     """The stages of an opened run, each recorded as it ends, then the run closed."""
     env = params.env
@@ -235,14 +244,14 @@ def _execute_stages(
             refusal = {"stage": stage, "at": utc_now(), "reason": str(refused)}
             echo(f"[{index}/{len(stages)}] {stage} refused: no valid approval")
             break
-        kept = keep_attempt(run_dir, stage)  # a re-run never overwrites an earlier attempt
+        kept = keep_attempt(run_dir, stage, trust)  # a re-run never overwrites an earlier attempt
         if kept is not None and kept.get("notebook"):
             echo(f"    attempt {kept['attempt']} ({kept['status']}) kept as {kept['notebook']}")
         extra = {"mode": mode} if mode and stage == "full_load" else {}
         entry = execute_stage(stage, env, run_dir, project_root, secrets=secrets, parameters=extra)
         entry["mapping_spec_sha256"] = used["mapping_spec"]["sha256"]
         try:
-            with change_run(run_dir, "stage", f"{stage} {entry['status']}") as m:
+            with change_run(run_dir, "stage", f"{stage} {entry['status']}", trust=trust) as m:
                 m.record_stage(entry)
         except EvidenceWriteError:
             _remove_unrecorded(run_dir / entry["notebook"])  # the resumed stage writes them anew
@@ -255,7 +264,7 @@ def _execute_stages(
     if status == "passed" and "rollback" in stages:
         status = "rolled_back"  # what `runbook status` shows: its load is no longer in the target
     finished = utc_now()
-    with change_run(run_dir, "close", status) as manifest:
+    with change_run(run_dir, "close", status, trust=trust) as manifest:
         manifest.data.update(status=status, finished_at=finished, failed_stage=failed)
         if refusal is not None:
             manifest.data["refusal"] = refusal
