@@ -189,3 +189,27 @@ def test_a_run_that_fills_the_disk_stops_clearly_and_resumes_once_space_is_back(
     )
     assert outcome.status == "passed"
     assert verify_run(run_dir).passed
+
+
+def test_a_full_disk_after_the_target_anchored_the_line_retracts_the_anchor(project):
+    from runbook_lib.config.params import load_params
+    from runbook_lib.evidence.trust import Trust, anchor_for
+
+    sqlite_files(project, names=("target",))
+    anchor = anchor_for(load_params("ci", project_root=project))
+    trust = Trust(anchor=anchor)
+    run_dir = project / "outputs" / "ci" / RUN
+    open_run(run_dir, "assessment", trust=trust, run_id=RUN, env="ci", status="running")
+    before, anchored = snapshot(run_dir.parent), [(a.seq, a.entry_sha256) for a in anchor.lines()]
+
+    with pytest.MonkeyPatch.context() as disk, pytest.raises(EvidenceWriteError):
+        full_disk(disk, ledger)  # the target takes the anchor, then the ledger file is full
+        with change_run(run_dir, "stage", "assessment passed", trust=trust) as manifest:
+            manifest.data["status"] = "passed"
+
+    assert snapshot(run_dir.parent) == before
+    assert [(a.seq, a.entry_sha256) for a in anchor.lines()] == anchored
+    # space is back: the next seal is anchored and verifies against the target
+    with change_run(run_dir, "stage", "assessment passed", trust=trust) as manifest:
+        manifest.data["status"] = "passed"
+    assert verify_run(run_dir, anchored=anchor.lines()).passed
