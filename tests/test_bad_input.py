@@ -498,3 +498,14 @@ def test_a_stage_opened_by_hand_does_not_create_a_missing_sqlite_source(project)
 
     assert "connection 'legacy_a'" in str(info.value) and "legacy_a.db" in str(info.value)
     assert not (project / "work" / "ci" / "legacy_a.db").exists()
+
+
+def test_a_url_from_the_environment_is_shown_without_its_query_password():
+    from runbook_lib.config.connections import redact_url
+
+    url = sa.engine.make_url(
+        "postgresql+psycopg://app:pw-1@db/x?sslmode=require&password=S3cretPW-1"
+    )
+    shown = redact_url(url)
+    assert "S3cretPW-1" not in shown and "pw-1" not in shown
+    assert "sslmode=require" in shown and "password=***" in shown

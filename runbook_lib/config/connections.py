@@ -7,12 +7,13 @@ A URL's secret is read here and nowhere else; everything that displays a URL goe
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
-from runbook_lib.config.params import ConnectionParams, LoadedParams
+from runbook_lib.config.params import SECRET_QUERY_KEY, ConnectionParams, LoadedParams
 from runbook_lib.db.type_rules import rules_for
 from runbook_lib.errors import ConnectionConfigError
 from runbook_lib.privacy.scrub import redact_text
@@ -232,10 +233,17 @@ def _first_line(error: BaseException | None) -> str:
 
 
 def redact_url(url: URL | str) -> str:
-    """The URL with any password replaced by ``***``."""
+    """The URL with any password replaced by ``***``, secret query values (``?password=``) too."""
     if isinstance(url, URL):
-        return url.render_as_string(hide_password=True)
+        shown = url.render_as_string(hide_password=True)
+        return _QUERY_VALUE.sub(
+            lambda m: m["key"] + ("***" if SECRET_QUERY_KEY.search(m["key"]) else m["value"]),
+            shown,
+        )
     return redact_text(url)
+
+
+_QUERY_VALUE = re.compile(r"(?P<key>[?&][^=&]*=)(?P<value>[^&]*)")
 
 
 def ensure_database(url: sa.URL) -> None:
