@@ -59,8 +59,13 @@ def _refused_statements() -> dict[str, tuple[str, dict]]:
 
 def _error_texts(exc: BaseException) -> dict[str, str]:
     """Every way a database error becomes text that leaves a run."""
+    from IPython.core.ultratb import AutoFormattedTB
+
     trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    # what a stage notebook's kernel writes: IPython's own traceback, line by line
+    kernel = AutoFormattedTB(mode="Context").structured_traceback(type(exc), exc, exc.__traceback__)
     return {
+        "kernel traceback": "\n".join(scrub_error(line) for line in kernel),
         "scrub_error": scrub_error(str(exc)),
         "scrub_text": scrub_text(str(exc)),
         "failure_text": scrub_error(failure_text(failure_data(exc))),
