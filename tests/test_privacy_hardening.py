@@ -12,6 +12,7 @@ Fixtures are tiny and their values known exactly:
 
 from __future__ import annotations
 
+import json
 import traceback
 
 import pytest
@@ -492,8 +493,6 @@ VISITS_SPEC = {
 
 
 def test_personal_values_in_innocently_named_columns_are_classified_and_masked(tmp_path):
-    import json
-
     from runbook_lib.assess.assessment import assess_sources
 
     source = _visits(tmp_path)
@@ -542,3 +541,73 @@ def test_every_masked_view_uses_the_glued_classification(tmp_path):
     assert masker.mask("leads", "line", "+1 404-555-0147") == "***47"
     reject = {"source_system": "fair", "source_table": "visits", "raw_row": {"org": "Tara LLC"}}
     assert "Tara" not in repr(masker.mask_reject(reject))
+
+
+def _refusing_stage(project) -> None:
+    """Replace 00_assessment by a notebook whose database refuses a row: printed, then raised."""
+    import nbformat
+
+    path = project / "notebooks" / "00_assessment.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    parameters = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+    notebook.cells = [
+        parameters,
+        nbformat.v4.new_code_cell(
+            "import os\n"
+            "import sqlalchemy as sa\n"
+            "from runbook_lib.run.kernel import prepare_kernel\n"
+            "prepare_kernel()\n"
+            "engine = sa.create_engine(os.environ['RUNBOOK_PRIVACY_URL'])\n"
+            "import json\n"
+            "row = json.loads(os.environ['RUNBOOK_PRIVACY_ROW'])  # the values are not in the code\n"
+            "insert = sa.text('INSERT INTO people VALUES (:i, :l, :f, :p)')\n"
+            "with engine.begin() as connection:\n"
+            "    connection.exec_driver_sql('CREATE TABLE people (id INT PRIMARY KEY,"
+            " last_name VARCHAR(40), first_name VARCHAR(40), phone VARCHAR(40),"
+            " CONSTRAINT uq_people_name UNIQUE (last_name, first_name),"
+            " CONSTRAINT ck_people_phone CHECK (SUBSTR(phone, 1, 3) <> \\'bad\\'))')\n"
+            "    connection.execute(insert, {**row, 'i': 1, 'p': row['p1']})\n"
+            "try:\n"
+            "    with engine.begin() as connection:\n"
+            "        connection.execute(insert, {**row, 'i': 2})\n"
+            "except sa.exc.DBAPIError as exc:  # MariaDB: a CHECK is an OperationalError\n"
+            "    print('the target refused:', exc)"
+        ),
+        nbformat.v4.new_code_cell(
+            "with engine.begin() as connection:\n"
+            "    connection.execute(insert, {**row, 'i': 3, 'p': row['p3']})"
+        ),
+    ]
+    nbformat.write(notebook, path)
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("databases", ["postgresql", "mariadb"], indirect=True)
+def test_a_refused_row_is_nowhere_in_a_failed_stages_evidence_or_output(databases, tmp_path):
+    from conftest import copy_project
+    from helpers import runbook
+
+    project = copy_project(tmp_path / "project")
+    environ = {
+        "RUNBOOK_PRIVACY_URL": databases.new("refusing").render_as_string(),
+        "RUNBOOK_PRIVACY_ROW": json.dumps(
+            {"l": "O'Hara", "f": "Scarlett", "p": "bad-phone-0199", "p1": "555-0147", "p3": "555-0"}
+        ),
+    }
+    built = runbook(project, "demo-data", "--env", "ci", env=environ, check=True)
+    _refusing_stage(project)
+    failed = runbook(project, "run", "--env", "ci", "--stages", "assessment", env=environ)
+    assert failed.returncode == 1, failed.stderr[-3000:]
+    (run,) = [p for p in (project / "outputs" / "ci").iterdir() if p.is_dir()]
+    for name in ("00_assessment.ipynb", "00_assessment.html", "manifest.json", "index.html"):
+        assert (run / name).is_file(), name
+    assert "uq_people_name" in (run / "manifest.json").read_text()  # what refused it stays
+    leaks = [
+        (str(path.relative_to(project)), value)
+        for path in (project / "outputs").rglob("*")
+        if path.is_file()
+        for value in VALUES
+        if value.encode() in path.read_bytes()
+    ]
+    leaks += [("terminal", v) for v in VALUES if v in failed.stdout + failed.stderr + built.stdout]
+    assert leaks == []
