@@ -611,3 +611,11 @@ def test_a_refused_row_is_nowhere_in_a_failed_stages_evidence_or_output(database
     ]
     leaks += [("terminal", v) for v in VALUES if v in failed.stdout + failed.stderr + built.stdout]
     assert leaks == []
+
+
+def test_every_stage_after_the_assessment_masks_by_the_glued_classification():
+    from runbook_lib.stage_table import STAGES
+
+    # the rollback shows hashes and counts, never a row
+    showing = [name for name in STAGES if name not in ("assessment", "rollback")]
+    assert [n for n in showing if ("assessment", "classification") not in STAGES[n].reads] == []
