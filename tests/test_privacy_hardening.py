@@ -619,3 +619,17 @@ def test_every_stage_after_the_assessment_masks_by_the_glued_classification():
     # the rollback shows hashes and counts, never a row
     showing = [name for name in STAGES if name not in ("assessment", "rollback")]
     assert [n for n in showing if ("assessment", "classification") not in STAGES[n].reads] == []
+
+
+def test_hiding_row_values_stays_fast_on_text_that_never_closes_a_value():
+    import time
+
+    from runbook_lib.privacy.scrub import hide_row_values
+
+    for opening in ("Key (a)=(b ", "Failing row contains (", "Duplicate entry '"):
+        started = time.perf_counter()
+        shown = hide_row_values(opening * 20_000)
+        assert time.perf_counter() - started < 5, opening
+        assert " b " not in shown
+    long_value = "DETAIL:  Key (a)=(" + "z" * 3000 + ") already exists.\nnext line"
+    assert hide_row_values(long_value) == "DETAIL:  Key (a)=(values hidden)\nnext line"
