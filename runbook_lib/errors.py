@@ -48,6 +48,16 @@ class ConnectionConfigError(RunbookError):
     """A connection cannot be built: an unset environment variable, a password in a URL, ..."""
 
 
+class YamlInputError(RunbookError):
+    """A YAML file refused by the strict reader: ``where`` is the YAML path (or ``(file)``)."""
+
+    def __init__(self, where: str, detail: str, *, line: int | None = None) -> None:
+        self.where = where
+        self.detail = detail
+        self.line = line
+        super().__init__(f"{where}: {detail}")
+
+
 class MappingSpecError(RunbookError):
     """The mapping spec is invalid; ``problems`` lists each (yaml_path, message)."""
 
@@ -115,6 +125,13 @@ class EvidenceError(RunbookError):
     exit_code = EXIT_EVIDENCE
 
 
+class SigningKeyError(RunbookError):
+    """The signing key the params name is unset, unreadable, or not the key the evidence is signed with.
+
+    Nothing was written (exit 2): set the variable to the private key from the secret store.
+    """
+
+
 class TransformError(ValueError):
     """A value cannot be transformed; ``rule`` names the quarantine rule it falls under."""
 
@@ -157,6 +174,7 @@ _BY_NAME: dict[str, type[RunbookError]] = {
         GateFailedError,
         ApprovalRequiredError,
         EvidenceError,
+        SigningKeyError,
     )
 }
 

@@ -59,11 +59,13 @@ def approve(env: str, run_id: str, operator: str, project_root: Path) -> Approva
     import platform
 
     from runbook_lib.config.params import load_params
+    from runbook_lib.evidence.trust import trust_for
     from runbook_lib.mapping.model import load_spec
 
     if not operator.strip():
         raise RunbookError("an approval needs the approver's name", hint="--operator NAME")
     params = load_params(env, project_root=project_root)
+    trust = trust_for(params)
     run_dir = runs_root(project_root, env) / run_id
     if not (run_dir / MANIFEST).is_file():
         raise RunbookError(f"no run {run_id} for env {env}", hint=f"runbook status --env {env}")
@@ -96,7 +98,7 @@ def approve(env: str, run_id: str, operator: str, project_root: Path) -> Approva
         mapping_spec=str(params.model.mapping),
         mapping_spec_sha256=spec.sha256,
     )
-    with change_run(run_dir, "approve", approval.approved_by, report=True) as manifest:
+    with change_run(run_dir, "approve", approval.approved_by, report=True, trust=trust) as manifest:
         path = run_dir / APPROVAL
         path.write_text(
             json.dumps(approval.to_dict(), indent=2, ensure_ascii=False) + "\n", "utf-8"

@@ -4,7 +4,8 @@ Every problem is reported with its YAML path (``targets.orders.sources.legacy_a.
 amount``) and what was expected, all at once: unknown tables, columns and transforms (with the
 closest names), bad option values (each step is probed once on nulls), required target columns
 left unmapped, types that reach a column without a cast (through the transform chain), source
-columns neither mapped nor ignored, and survivorship naming what cannot merge. The same check
+columns neither mapped nor ignored, survivorship naming what cannot merge, and samples and
+filters the source cannot run (``source_checks``). The same check
 gives the coverage of every source column: what it becomes, or why it is ignored.
 """
 
@@ -37,6 +38,7 @@ from runbook_lib.mapping.model import (
     shown_path,
 )
 from runbook_lib.mapping.predicates import predicate_problems
+from runbook_lib.mapping.source_checks import filter_problems, sample_problems
 from runbook_lib.privacy.classification import classify_column
 from runbook_lib.transforms import get_transform
 
@@ -137,6 +139,7 @@ def check_spec(
 
     loaded_targets: list[str] = []
     mapped_source_tables: set[tuple[str, str]] = set()
+    mapped_sources = {(system, table) for _, _, system, table, _ in loaded.sources()}
     for target_name, target in spec.targets.items():
         base = f"targets.{target_name}"
         if target_name not in target_tables:
@@ -198,6 +201,9 @@ def check_spec(
                 continue
             inspector = source_inspectors[system]
             source_columns = _with_type_text(inspector, inspector.get_columns(table))
+            check.problems += sample_problems(
+                path, system, source, mapped_sources, inspector, source_tables[system]
+            )
             credentials = {
                 name for name in source_columns if classify(source_name, name) == "credential"
             }
@@ -215,6 +221,9 @@ def check_spec(
                 target_columns,
                 loaded_targets,
             )
+            # only a filter that parsed as a predicate on its own table is shown to the database
+            flagged = {where for where, _ in check.problems}
+            check.problems += filter_problems(path, table, source, inspector, skip=flagged)
         loaded_targets.append(target_name)
 
     _check_invariants(check, spec, source_inspectors, target_inspector)
@@ -230,6 +239,24 @@ def check_spec(
                         "source table is neither mapped nor ignored; map it or ignore it with a reason",
                     )
                 )
+    return check
+
+
+def check_transforms(loaded: LoadedSpec) -> SpecCheck:
+    """The part of ``check_spec`` that needs no database: every column's transform chain.
+
+    Unknown transforms, unknown or missing options and bad option values (``phone_e164``
+    region ``ZZ``), by YAML path: the pre-flight runs it, since the assessment runs the
+    transforms before the mapping stage would report them.
+    """
+    check = SpecCheck(loaded)
+    for target_name, _target, system, table, source in loaded.sources():
+        path = f"targets.{target_name}.sources.{system}.{table}"
+        for targets_text, column in source.columns.items():
+            outputs = [name.strip() for name in targets_text.split(",")]
+            _check_transforms(
+                check, f"{path}.columns.{targets_text}", column, outputs, column.steps()
+            )
     return check
 
 

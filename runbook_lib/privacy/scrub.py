@@ -26,7 +26,7 @@ HIDDEN = "***"
 # literal values shorter than this are not scrubbed (they would blank out ordinary text);
 # URL passwords of any length are still hidden by the URL pattern of ``redact_text``
 MIN_SECRET_LENGTH = 6
-_SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_KEY|SIGNING_KEY", re.IGNORECASE)
 _SQL_PARAMETERS = re.compile(r"\[parameters: [^\n]*\]")
 HIDDEN_VALUES = "values hidden"
 # What a database quotes of the row it refused, per dialect: each pattern keeps the words around
