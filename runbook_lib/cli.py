@@ -118,7 +118,9 @@ def _rollback(args: argparse.Namespace) -> int:
 def _approve(args: argparse.Namespace) -> int:
     from runbook_lib.evidence.approvals import approve
 
-    approval = approve(args.env, args.run_id, args.operator, find_project_root())
+    approval = approve(
+        args.env, args.run_id, args.operator, find_project_root(), approves=args.approves
+    )
     print(approval.render())
     return 0
 
@@ -355,6 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("--env", required=True, type=_env_name)
     approve.add_argument("--run-id", required=True, type=_run_id)
     approve.add_argument("--operator", required=True, help="who approves (recorded by name)")
+    approve.add_argument(
+        "--for",
+        dest="approves",
+        choices=("trial", "cut-over"),
+        default="trial",
+        help="trial (opens the full load and rollback; default) or cut-over (bound to validation)",
+    )
     approve.set_defaults(handler=_approve)
 
     verify = commands.add_parser(

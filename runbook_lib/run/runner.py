@@ -24,13 +24,19 @@ from runbook_lib.config.params import LoadedParams
 from runbook_lib.errors import (
     ApprovalRequiredError,
     EvidenceWriteError,
+    RoleRefusedError,
     RunbookError,
     failure_data,
     failure_text,
 )
 from runbook_lib.evidence import approvals, ledger
 from runbook_lib.evidence.html import export_html
-from runbook_lib.evidence.provenance import code_state, package_versions, who_and_where
+from runbook_lib.evidence.provenance import (
+    code_state,
+    operator_name,
+    package_versions,
+    who_and_where,
+)
 from runbook_lib.evidence.record import attach_report, change_run, keep_attempt, open_run
 from runbook_lib.evidence.run_folder import (
     WRITE_ERRNOS,
@@ -129,6 +135,7 @@ def run(
     ledger.require_sound(runs_root(project_root, env))
     run_lock.refuse_if_busy(runs_root(project_root, env), env)
     params = prepare(env, project_root, stages)
+    refuse_unlisted_operator(params)
     trust = trust_for(params)  # the signing key, before anything is written
     run_id = run_id or new_run_id()
     # one run at a time per target: held until the run is closed, however it ends
@@ -305,13 +312,32 @@ def _refuse_rollback_out_of_order(params: LoadedParams, run_id: str) -> None:
             return
 
 
+def refuse_unlisted_operator(params: LoadedParams) -> None:
+    """Where params list ``roles.operators``, only they run, sync, cut over or roll back."""
+    listed = params.model.roles.operators
+    operator = operator_name(params.model.operator)
+    if listed and operator.strip().casefold() not in {n.strip().casefold() for n in listed}:
+        raise RoleRefusedError(
+            f"{operator} is not an operator of env {params.env}: {params.path.name} "
+            f"roles.operators names {', '.join(listed)}; nothing was written",
+            hint="an operator listed in roles.operators runs it (RUNBOOK_OPERATOR or params "
+            "operator says who)",
+        )
+
+
 def _approval_refusal(stage: str, params: LoadedParams, run_dir: Path) -> RunbookError | None:
     """Why ``stage`` may not start in this run (no or stale approval), or None."""
     action = STAGES[stage].approval
     if action is None or not params.model.requires_approval:
         return None
     try:
-        approvals.check_approval(run_dir, params.env, _spec_sha256(params), action)
+        approvals.check_approval(
+            run_dir,
+            params.env,
+            _spec_sha256(params),
+            action,
+            operator=operator_name(params.model.operator),
+        )
     except ApprovalRequiredError as exc:
         return exc
     return None

@@ -23,6 +23,7 @@ from runbook_lib.db.bookkeeping import BOOKKEEPING, REJECTS_TABLE
 from runbook_lib.db.schema_copy import copy_tables
 from runbook_lib.errors import ApprovalRequiredError, GateFailedError, RunbookError
 from runbook_lib.evidence.approvals import Approval, check_approval
+from runbook_lib.evidence.provenance import operator_name
 from runbook_lib.evidence.run_folder import list_runs
 from runbook_lib.evidence.scraps import read_scraps
 from runbook_lib.load import backup, history, loader, sync
@@ -63,7 +64,13 @@ def require_approval(ctx: StageContext, stage: str) -> Approval | None:
         raise ApprovalRequiredError(
             f"env {ctx.env} requires an approval before the {action}, and there is no run folder"
         )
-    return check_approval(ctx.run_dir, ctx.env, ctx.spec.sha256, action)
+    return check_approval(
+        ctx.run_dir,
+        ctx.env,
+        ctx.spec.sha256,
+        action,
+        operator=operator_name(ctx.params.model.operator),
+    )
 
 
 def _require_approved_spec(ctx: StageContext) -> None:
