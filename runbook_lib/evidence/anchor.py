@@ -23,14 +23,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from runbook_lib.db.bookkeeping import BOOKKEEPING, LEDGER_TABLE, ledger_anchor
-from runbook_lib.errors import EvidenceError
+from runbook_lib.errors import EvidenceError, GateFailedError
 from runbook_lib.evidence.ledger import Entry, LedgerProblem
-from runbook_lib.evidence.run_folder import utc_now
+from runbook_lib.evidence.run_folder import sha256_file, utc_now
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,40 @@ class Anchor:
         """What the newest anchored version of ``run_id``'s manifest said (None if never anchored)."""
         found = [line for line in self.lines() if line.run_id == run_id and line.facts]
         return found[-1].facts if found else None
+
+    def vouch_for_stage(self, run_dir: Path, stage: str, notebook: str) -> dict[str, Any]:
+        """The anchored facts of ``run_dir``, once its ``stage`` passed *by the target's record*.
+
+        A gate reads a notebook's scraps only after this: the notebook on disk must be the one the
+        target anchored for that stage (its sha256), and the anchored status must be ``passed``.
+        A notebook edited and re-sealed without database access is refused (exit 3).
+        """
+        run_id = run_dir.name
+        facts = self.facts_of(run_id)
+        hint = f"runbook verify --env {self.env} --against-target"
+        if facts is None:
+            raise EvidenceError(
+                f"run {run_id} is not anchored in {self.label}: nothing vouches for its {stage} "
+                "beyond the files",
+                hint=f"{hint}; re-run the {stage} stage into this run",
+            )
+        anchored = facts.get("stages", {}).get(stage) or {}
+        path = run_dir / notebook
+        current = sha256_file(path) if path.is_file() else "missing"
+        if anchored.get("sha256_notebook") != current:
+            raise EvidenceError(
+                f"{notebook} of run {run_id} is not the {stage} notebook the target anchored "
+                f"({str(anchored.get('sha256_notebook'))[:12]} → {current[:12]}): changed after "
+                "it was recorded",
+                hint=hint,
+            )
+        if anchored.get("status") != "passed":
+            raise GateFailedError(
+                f"the {stage} of run {run_id} is recorded in {self.label} as "
+                f"{anchored.get('status')}, not passed",
+                hint=f"fix what {notebook} shows, then re-run the {stage}",
+            )
+        return facts
 
     def record(self) -> dict:
         """What a manifest says about its anchor (no URL: the connection's name and dialect)."""

@@ -468,6 +468,7 @@ def _approval(data: dict) -> str:
         f"<tr><th>At (UTC)</th><td>{_text(approval.get('approved_at'))}</td></tr>"
         f"<tr><th>Trial evidence</th><td>02_trial.ipynb{_sha(approval.get('trial_sha256'))}</td></tr>"
         f"<tr><th>Mapping spec</th><td>{_sha(approval.get('mapping_spec_sha256'))}</td></tr>"
+        f"<tr><th>Params</th><td>{_sha(approval.get('params_sha256'))}</td></tr>"
         f'<tr><th>Record</th><td><a href="{escape(approval.get("file", ""))}">'
         f"{_text(approval.get('file'))}</a>{_sha(approval.get('sha256'))}</td></tr>"
         "</table></section>"

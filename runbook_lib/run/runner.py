@@ -28,7 +28,7 @@ from runbook_lib.evidence.provenance import code_state, package_versions, who_an
 from runbook_lib.evidence.record import attach_report, change_run, keep_attempt, open_run
 from runbook_lib.evidence.run_folder import Manifest, new_run_id, runs_root, sha256_file, utc_now
 from runbook_lib.evidence.scraps import read_scraps
-from runbook_lib.evidence.trust import Trust, trust_for
+from runbook_lib.evidence.trust import Trust, anchor_for, trust_for
 from runbook_lib.mapping.model import load_spec
 from runbook_lib.privacy import scrub
 from runbook_lib.run import lock as run_lock
@@ -246,7 +246,14 @@ def _approval_refusal(stage: str, params: LoadedParams, run_dir: Path) -> Runboo
     if action is None or not params.model.requires_approval:
         return None
     try:
-        approvals.check_approval(run_dir, params.env, _spec_sha256(params), action)
+        approvals.check_approval(
+            run_dir,
+            params.env,
+            _spec_sha256(params),
+            action,
+            params_sha256=sha256_file(params.path),
+            anchored=anchor_for(params).facts_of(run_dir.name),
+        )
     except ApprovalRequiredError as exc:
         return exc
     return None
