@@ -20,7 +20,13 @@ Contenders, each in its own child process (so peak RSS is its own), over ``custo
   accounting, survivorship, aggregates and integrity come with it;
 * ``datacompy`` — the expected rows rebuilt through the same mapping into a DataFrame, the target
   read in full, ``datacompy.PandasCompare`` on (source_system, source_key);
-* ``pandas``    — the same two frames, an outer merge with ``indicator=True`` and a column compare.
+* ``pandas``    — the same two frames, an outer merge with ``indicator=True`` and a column compare;
+* ``md5``       — the in-database floor of comparing every row: the expected rows already in the
+  target database in the target's own shape (copies of ``customers`` and ``orders`` taken after
+  the load, before planting: ``bench_expected_<table>``), md5 of each row's text on both sides,
+  a full outer join by (source_system, source_key), the differing keys with their kind. No
+  rebuild through the mapping, no accounting: what the goal measures the toolkit against
+  (≤ 1.5× ``md5``).
 
 The baselines compare records by key, so the customers that the mapping merges (one row for a
 person in three systems) and the fields survivorship fills show up as differences too: the
@@ -52,6 +58,7 @@ from runbook_lib.mapping.compiled import ordered_sources
 TABLES = ("customers", "orders")
 KEYS = ["source_system", "source_key"]
 PLANTED_TABLE = "bench_planted"
+EXPECTED_PREFIX = "bench_expected_"  # the md5 contender's same-shape expected rows
 
 
 # --- set-up ----------------------------------------------------------------------------------
@@ -83,6 +90,8 @@ def plant(url: str) -> list[dict]:
         "WHERE source_system = :s {extra} ORDER BY order_id"
     )
     with target.begin() as c:
+        for table in TABLES:  # the loaded rows, validated clean: the md5 contender's expected side
+            c.execute(sa.text(f"CREATE TABLE {EXPECTED_PREFIX}{table} AS SELECT * FROM {table}"))
         count = c.execute(sa.text("SELECT count(*) FROM orders")).scalar_one()
         step = max(count // 23, 1)
 
@@ -326,7 +335,55 @@ def run_pandas(folder: Path, url: str, chunk_size: int) -> dict:
     return _compare_frames(folder, url, chunk_size, _pandas_differences)
 
 
-CONTENDERS = {"toolkit": run_toolkit, "datacompy": run_datacompy, "pandas": run_pandas}
+def run_md5(folder: Path, url: str, chunk_size: int) -> dict:
+    """md5 per row of the expected and target tables, inside PostgreSQL, joined by key."""
+    spec = demo_spec()
+    target = sa.create_engine(url)
+    started = time.perf_counter()
+    found, rows = [], 0
+    with target.connect() as connection:
+        for table in TABLES:
+            id_column = spec.spec.targets[table].id_column
+            names = [
+                c["name"]
+                for c in sa.inspect(connection).get_columns(table)
+                if c["name"] not in (id_column, *KEYS)
+            ]
+            hashed = f"md5(ROW({', '.join(names)})::text)"
+            query = f"""
+                SELECT coalesce(e.source_system, t.source_system),
+                       coalesce(e.source_key, t.source_key),
+                       CASE WHEN t.h IS NULL THEN 'missing' WHEN e.h IS NULL THEN 'extra'
+                            ELSE 'changed' END
+                FROM (SELECT source_system, source_key, {hashed} AS h
+                      FROM {EXPECTED_PREFIX}{table}) e
+                FULL JOIN (SELECT source_system, source_key, {hashed} AS h FROM {table}) t
+                  ON e.source_system = t.source_system AND e.source_key = t.source_key
+                WHERE e.h IS DISTINCT FROM t.h
+            """
+            result = connection.execute(sa.text(query)).all()
+            found += [
+                {"table": table, "source_system": s, "source_key": k, "kind": kind}
+                for s, k, kind in result
+            ]
+            rows += connection.execute(
+                sa.text(f"SELECT count(*) FROM {EXPECTED_PREFIX}{table}")
+            ).scalar_one()
+    target.dispose()
+    return {
+        "seconds": time.perf_counter() - started,
+        "reported": len(found),
+        "found": found,
+        "rows": rows,
+    }
+
+
+CONTENDERS = {
+    "toolkit": run_toolkit,
+    "datacompy": run_datacompy,
+    "pandas": run_pandas,
+    "md5": run_md5,
+}
 
 
 def contender_main(name: str, folder: Path, url: str, chunk_size: int) -> None:
@@ -352,7 +409,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--chunk-size", type=int, default=20_000)
-    parser.add_argument("--contenders", default="toolkit,datacompy,pandas")
+    parser.add_argument("--contenders", default="md5,toolkit,datacompy,pandas")
     parser.add_argument("--keep", action="store_true", help="keep the target database")
     parser.add_argument("--workers", type=int, help="toolkit worker processes (default: per core)")
     parser.add_argument("--target", help="reuse a kept target database (URL)")
@@ -385,10 +442,16 @@ def compare(args, folder: Path, url: str, planted: list[dict]) -> None:
         )
     print(
         f"\n{'contender':<10} {'seconds':>8} {'peak RSS':>18} {'rows':>10} "
-        f"{'reported':>9} {'planted found':>14} {'other keys':>11}"
+        f"{'reported':>9} {'planted found':>14} {'other keys':>11} {'vs md5':>7}"
     )
+    results: dict[str, dict] = {}
     for name in args.contenders.split(","):
-        result = run_contender(__file__, name, folder, url, args.chunk_size)
+        results[name] = result = run_contender(__file__, name, folder, url, args.chunk_size)
+        ratio = (
+            f"{result['seconds'] / results['md5']['seconds']:.1f}x"
+            if "md5" in results and name != "md5"
+            else ""
+        )
         found, exact, other = score(result, planted)
         memory = f"{result['peak_rss_mb']:.0f} MB"
         if result.get("workers", 1) > 1:
@@ -396,7 +459,7 @@ def compare(args, folder: Path, url: str, planted: list[dict]) -> None:
         print(
             f"{name:<10} {result['seconds']:>8.1f} {memory:>18} "
             f"{result['rows']:>10,} {result['reported']:>9,} "
-            f"{f'{found}/10 ({exact} exact)':>14} {other:>11,}",
+            f"{f'{found}/10 ({exact} exact)':>14} {other:>11,} {ratio:>7}".rstrip(),
             flush=True,
         )
         if "rebuild_seconds" in result:

@@ -1,4 +1,4 @@
-"""The ``runbook`` command: run, sync, status, rollback, approve, verify, keygen, report, demo-data.
+"""The ``runbook`` command: run, sync, cutover, watch, status, rollback, approve, verify and more.
 
 Every command is a thin wrapper around a library function. A ``RunbookError`` becomes its message,
 its next step and its exit code (``errors`` lists them); anything else is a bug, printed scrubbed
@@ -19,10 +19,11 @@ from runbook_lib.errors import (
     EXIT_INTERRUPTED,
     EXIT_PASSED,
     ApprovalRequiredError,
+    EvidenceError,
     RunbookError,
     StageFailedError,
 )
-from runbook_lib.evidence.run_folder import runs_root
+from runbook_lib.evidence.run_folder import check_run_id, runs_root
 from runbook_lib.stage_table import STAGES
 
 
@@ -76,6 +77,33 @@ def _sync(args: argparse.Namespace) -> int:
     _raise_unless_passed(outcome, root, f"sync {outcome.run_id}")
     print(f"sync {outcome.run_id} passed: evidence in {outcome.run_dir.relative_to(root)}")
     return 0
+
+
+def _cutover(args: argparse.Namespace) -> int:
+    from runbook_lib.run import runner
+
+    runner.quiet_papermill_logs()
+    root = find_project_root()
+    outcome = runner.run(args.env, root, stages=["cutover"], run_id=args.run_id, command="cutover")
+    _raise_unless_passed(outcome, root, f"cut-over of run {args.run_id}")
+    print(
+        f"run {args.run_id} cut over; record in {outcome.run_dir.relative_to(root)}/06_cutover.html"
+    )
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from runbook_lib.run.lock import holder
+    from runbook_lib.ui.watch import follow
+
+    root = find_project_root()
+
+    def holder_of() -> str | None:  # which run holds the env's lock now, if any
+        return (holder(root / "outputs" / args.env) or {}).get("run_id")
+
+    return follow(
+        root, args.env, args.run_id, holder_of=holder_of, once=args.once, interval=args.interval
+    )
 
 
 def _rollback(args: argparse.Namespace) -> int:
@@ -212,12 +240,28 @@ def _status(args: argparse.Namespace) -> int:
         print("no runs yet" + (f" for env {args.env}" if args.env else ""))
         return 0
     print(f"{'env':<8} {'run id':<26} {'status':<17} {'operator':<12} stages")
+    unreadable = []
     for run_dir in runs:
-        data = Manifest.load(run_dir).data
-        stages = " ".join(f"{s['name']}:{s['status']}" for s in data.get("stages", []))
-        print(
-            f"{data['env']:<8} {data['run_id']:<26} {data['status']:<17} {data.get('operator', ''):<12} {stages}"
+        try:
+            data = Manifest.load(run_dir).data
+        except EvidenceError as exc:  # one damaged manifest does not hide the other runs
+            unreadable.append(exc.message)
+            print(f"{run_dir.parent.name:<8} {run_dir.name:<26} {'unreadable':<17}")
+            continue
+        stages = " ".join(
+            f"{s.get('name')}:{s.get('status')}"
+            for s in data.get("stages", [])
+            if isinstance(s, dict)
         )
+        print(
+            f"{data.get('env', run_dir.parent.name):<8} {data.get('run_id', run_dir.name):<26} "
+            f"{data.get('status', '?'):<17} {data.get('operator', ''):<12} {stages}"
+        )
+    for message in unreadable:
+        print(f"runbook: {message}", file=sys.stderr)
+    if unreadable:
+        print("  -> runbook verify <that run folder> says what changed", file=sys.stderr)
+        return EXIT_EVIDENCE
     return 0
 
 
@@ -240,6 +284,14 @@ def _env_name(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _run_id(text: str) -> str:
+    """``--run-id`` / ``--resume``: a folder name in outputs/<env>/, never a path."""
+    try:
+        return check_run_id(text)
+    except RunbookError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line: one sub-command per verb."""
     parser = argparse.ArgumentParser(prog="runbook", description=__doc__.splitlines()[0])
@@ -255,10 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--stages", help="comma-separated subset, e.g. trial,full_load (default: all but rollback)"
     )
-    run.add_argument("--run-id", help="re-run the named stages into this existing run folder")
+    run.add_argument(
+        "--run-id", type=_run_id, help="re-run the named stages into this existing run folder"
+    )
     run.add_argument(
         "--resume",
         metavar="RUN_ID",
+        type=_run_id,
         help="continue a failed or killed run at its unfinished stage (and chunk)",
     )
     run.set_defaults(handler=_run)
@@ -270,6 +325,25 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--env", required=True, type=_env_name)
     sync.set_defaults(handler=_sync)
 
+    cutover = commands.add_parser(
+        "cutover",
+        help="freeze check, final sync, final validation and notices of a validated run",
+    )
+    cutover.add_argument("--env", required=True, type=_env_name)
+    cutover.add_argument("--run-id", required=True, help="the run whose validation passed")
+    cutover.set_defaults(handler=_cutover)
+
+    watch = commands.add_parser(
+        "watch", help="a run's progress from its manifest and checkpoints (read-only, any process)"
+    )
+    watch.add_argument("--env", required=True, type=_env_name)
+    watch.add_argument("--run-id", help="default: the env's newest run")
+    watch.add_argument("--once", action="store_true", help="print the view once and exit")
+    watch.add_argument(
+        "--interval", type=float, default=2.0, help="seconds between refreshes (default 2)"
+    )
+    watch.set_defaults(handler=_watch)
+
     status = commands.add_parser("status", help="list runs and their outcome")
     status.add_argument("--env", type=_env_name)
     status.set_defaults(handler=_status)
@@ -278,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
         "rollback", help="restore the target to its state before a run's load"
     )
     rollback.add_argument("--env", required=True, type=_env_name)
-    rollback.add_argument("--run-id", required=True)
+    rollback.add_argument("--run-id", required=True, type=_run_id)
     rollback.set_defaults(handler=_rollback)
 
     approve = commands.add_parser(
@@ -286,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="approve a run's trial evidence and mapping spec (needed where requires_approval)",
     )
     approve.add_argument("--env", required=True, type=_env_name)
-    approve.add_argument("--run-id", required=True)
+    approve.add_argument("--run-id", required=True, type=_run_id)
     approve.add_argument("--operator", required=True, help="who approves (recorded by name)")
     approve.set_defaults(handler=_approve)
 

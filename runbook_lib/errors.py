@@ -48,6 +48,16 @@ class ConnectionConfigError(RunbookError):
     """A connection cannot be built: an unset environment variable, a password in a URL, ..."""
 
 
+class YamlInputError(RunbookError):
+    """A YAML file refused by the strict reader: ``where`` is the YAML path (or ``(file)``)."""
+
+    def __init__(self, where: str, detail: str, *, line: int | None = None) -> None:
+        self.where = where
+        self.detail = detail
+        self.line = line
+        super().__init__(f"{where}: {detail}")
+
+
 class MappingSpecError(RunbookError):
     """The mapping spec is invalid; ``problems`` lists each (yaml_path, message)."""
 
@@ -142,7 +152,11 @@ class RowRejected(Exception):
 
 
 class ExpressionError(ValueError):
-    """A check's expression that is not arithmetic over column names (the spec check names it)."""
+    """A spec's expression that is not what it may be (the mapping check names it by YAML path).
+
+    A check's expression that is not arithmetic over column names; a filter that is not a
+    predicate on its own table's columns.
+    """
 
 
 class UnsupportedType(Exception):

@@ -22,8 +22,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+HR_SCENARIO = Path(__file__).parent / "scenarios" / "hr_sales"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_ADMIN_URL = os.environ.get(
     "RUNBOOK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -215,3 +217,49 @@ def databases(request, tmp_path) -> Databases:
         yield made
     finally:
         made.drop_all()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def hr_project(request, project):
+    """The second scenario (HR + sales) as a user sets it up: params/hr.yaml, its legacy store,
+    its target DDL, on SQLite or with PostgreSQL targets: (project, planted, target URLs, environ).
+    """
+    import sys
+
+    sys.path.insert(0, str(HR_SCENARIO.parent))
+    from hr_sales.legacy import build_legacy
+    from hr_sales.target import create_target
+
+    params = yaml.safe_load((HR_SCENARIO / "params.yaml.template").read_text())
+    (project / "tests" / "scenarios").mkdir(parents=True)
+    spec = project / "params" / "mapping" / "hr_sales.yaml"
+    spec.write_text((HR_SCENARIO / "spec.yaml").read_text())
+    params["mapping"] = "params/mapping/hr_sales.yaml"
+    # the one invoice whose quarantined return line breaks its total: named, then accepted
+    params["gates"]["max_new_check_violations"] = 1
+    work = project / "work" / "hr"
+    work.mkdir(parents=True)
+    planted = build_legacy(f"sqlite:///{work / 'store.db'}")
+    environ = {}
+    if request.param == "sqlite":
+        targets = {
+            "target": f"sqlite:///{work / 'target.db'}",
+            "trial_target": f"sqlite:///{work / 'trial_target.db'}",
+        }
+    else:
+        url = request.getfixturevalue("postgres_url")
+        trial = request.getfixturevalue("second_postgres_url")
+        targets = {
+            "target": url.render_as_string(hide_password=False),
+            "trial_target": trial.render_as_string(hide_password=False),
+        }
+        params["target"] = {"url_env": "HR_TARGET_URL"}
+        params["trial_target"] = {"url_env": "HR_TRIAL_TARGET_URL"}
+        environ = {
+            "HR_TARGET_URL": targets["target"],
+            "HR_TRIAL_TARGET_URL": targets["trial_target"],
+        }
+    for url in targets.values():
+        create_target(url)
+    (project / "params" / "hr.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return project, planted, targets, environ

@@ -41,14 +41,18 @@ def _run(project, script: str, *args: str) -> str:
 
 def test_the_load_benchmark_runs_every_contender(bench_project):
     out = _run(bench_project, "bench_load.py", "--orders", "400", "--chunk-size", "500")
-    for contender in ("copy", "toolkit", "to_sql"):
-        assert re.search(rf"^{contender}\s+\d+\.\d\s+[\d,]+\s+\d+ MB", out, re.M), out
+    for contender in ("copy", "toolkit", "floor", "to_sql"):
+        assert re.search(rf"^{contender}\s+\d+\.\d+\s+[\d,]+\s+[\d,]+\s+\d+ MB", out, re.M), out
+    assert re.search(r"^toolkit / floor: [\d.]+x$", out, re.M), out
     assert (bench_project / "work" / "bench" / "400" / "built.json").is_file()
 
 
 def test_the_validation_benchmark_finds_the_ten_planted_differences(bench_project):
-    out = _run(bench_project, "bench_validation.py", "--orders", "1000", "--contenders", "toolkit")
-    assert re.search(r"^toolkit\s.*10/10 \(10 exact\)\s+0$", out, re.M), out
+    out = _run(
+        bench_project, "bench_validation.py", "--orders", "1000", "--contenders", "md5,toolkit"
+    )
+    assert re.search(r"^md5\s.*10/10 \(10 exact\)\s+0$", out, re.M), out
+    assert re.search(r"^toolkit\s.*10/10 \(10 exact\)\s+0\s+[\d.]+x$", out, re.M), out
 
 
 def test_the_transform_benchmark_compares_the_three_paths_and_the_io(bench_project):

@@ -204,9 +204,11 @@ def test_keygen_prints_a_private_key_on_stdout_that_signs_and_its_fingerprint(ca
 def test_the_params_name_the_variable_and_an_unset_one_stops_the_run_before_anything_is_written(
     project, monkeypatch
 ):
+    from runbook_demo.build import build_demo
     from runbook_lib.config.params import load_params
     from runbook_lib.run import runner
 
+    build_demo("ci", project)  # the pre-flight opens every connection before the key is read
     params = project / "params" / "ci.yaml"
     params.write_text(params.read_text() + "evidence:\n  signing_key_env: CI_SIGNING_KEY\n")
     assert (
@@ -216,7 +218,7 @@ def test_the_params_name_the_variable_and_an_unset_one_stops_the_run_before_anyt
     with pytest.raises(SigningKeyError, match="CI_SIGNING_KEY, which is not set") as raised:
         runner.run("ci", project, stages=["assessment"])
     assert raised.value.exit_code == 2
-    assert not (project / "outputs").exists()
+    assert not list((project / "outputs" / "ci").glob("2*"))
     monkeypatch.setenv("CI_SIGNING_KEY", "not a key")
     with pytest.raises(SigningKeyError, match="does not hold an Ed25519 private key"):
         runner.run("ci", project, stages=["assessment"])
@@ -237,9 +239,13 @@ def test_the_report_says_plainly_whether_the_evidence_is_signed(tmp_path, key):
 
 @pytest.fixture
 def ci_anchor(project) -> Anchor:
+    import sqlite3
+
     from runbook_lib.config.params import load_params
     from runbook_lib.evidence.trust import anchor_for
 
+    (project / "work" / "ci").mkdir(parents=True)
+    sqlite3.connect(project / "work" / "ci" / "target.db").close()  # an empty target
     return anchor_for(load_params("ci", project_root=project))
 
 
@@ -525,3 +531,12 @@ def test_d_the_approved_params_still_load_and_everything_verifies_against_the_ta
     assert story["load"].returncode == 0, story["load"].stderr
     assert story["orders_after_load"] > 0
     assert story["verify_end"].returncode == 0, story["verify_end"].stdout
+
+
+def test_verify_against_a_missing_sqlite_target_creates_nothing_and_fails(project, capsys):
+    from runbook_lib.cli import main
+
+    _chain(project, Trust())
+    assert main(["verify", "--env", "ci", "--against-target"]) == 3
+    assert "no line of this environment is anchored" in capsys.readouterr().out
+    assert not (project / "work" / "ci" / "target.db").exists()

@@ -374,3 +374,38 @@ def test_format_validation_error_gives_one_line_per_problem():
         "valid fields here: max_reject_rate, max_unexplained_differences, "
         "max_new_check_violations"
     )
+
+
+def test_engine_defaults_to_local_and_local_may_be_written_out(project):
+    assert load_params("dev").engine is None
+    write_dev(project, lambda d: d.update(engine="local"))
+    assert load_params("dev").engine is None
+
+
+@pytest.mark.parametrize(
+    ("dask", "expected"),
+    [
+        ({"scheduler": "tcp://10.0.0.5:8786"}, ("tcp://10.0.0.5:8786", None)),
+        ({"local_workers": 2}, (None, 2)),
+    ],
+)
+def test_engine_dask_takes_a_scheduler_or_a_number_of_local_workers(project, dask, expected):
+    write_dev(project, lambda d: d.update(engine={"dask": dask}))
+    engine = load_params("dev").engine
+    assert (engine.dask.scheduler, engine.dask.local_workers) == expected
+
+
+@pytest.mark.parametrize(
+    ("engine", "field"),
+    [
+        ({"dask": {}}, "engine.dask"),
+        ({"dask": {"scheduler": "tcp://h:8786", "local_workers": 2}}, "engine.dask"),
+        ({"dask": {"scheduler": "tcp://user:pw@h:8786"}}, "engine.dask.scheduler"),
+        ({"spark": {}}, "engine.spark"),
+        ("distributed", "engine"),
+    ],
+)
+def test_a_bad_engine_is_named_by_its_field(project, engine, field):
+    write_dev(project, lambda d: d.update(engine=engine))
+    assert f"  {field}" in str(error_of())
+    assert "pw@" not in str(error_of())

@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -23,8 +22,9 @@ from pydantic import (
 )
 from sqlalchemy.engine import make_url
 
-from runbook_lib.errors import ParamsError
+from runbook_lib.errors import ParamsError, YamlInputError
 from runbook_lib.privacy.scrub import redact_text
+from runbook_lib.strict_yaml import read_yaml
 
 # An environment names a params file, an evidence folder (outputs/<env>/) and, by convention, a
 # work folder: lower case (one spelling on case-insensitive file systems), no dots or slashes.
@@ -62,12 +62,33 @@ class ConnectionParams(_Strict):
             parsed = make_url(url)
         except Exception as exc:
             raise ValueError(f"not a SQLAlchemy URL ({exc})") from exc
-        if parsed.password:
+        where = _secret_in_url(url, parsed)
+        if where:
             raise ValueError(
-                "a URL written in a params file must not carry a password; "
+                f"a URL written in a params file must not carry a password ({where}); "
                 "put the whole URL in an environment variable and name it in 'url_env'"
             )
         return url
+
+
+# query keys that carry a secret, whatever the driver calls it (password, passwd, PGPASSWORD, ...)
+_SECRET_QUERY_KEY = re.compile(r"pass|pwd|secret|token|api_?key|credential", re.IGNORECASE)
+_PASSWORD_IN_TEXT = re.compile(r"[a-zA-Z][\w+.-]*://[^:/@\s]*:[^@/\s]+@")
+
+
+def _secret_in_url(url: str, parsed) -> str | None:
+    """Where a URL carries a secret (its user info, a query parameter, a URL inside it), or None."""
+    if parsed.password:
+        return "user:password@"
+    for key, value in parsed.query.items():
+        if _SECRET_QUERY_KEY.search(key):
+            return f"query parameter {key!r}"
+        values = [value] if isinstance(value, str) else list(value)
+        if any(_PASSWORD_IN_TEXT.search(v) for v in values):
+            return f"a URL with a password in query parameter {key!r}"
+    if _PASSWORD_IN_TEXT.search(url):
+        return "a URL with a password inside it"
+    return None
 
 
 class DemoParams(_Strict):
@@ -85,6 +106,50 @@ class LoadParams(_Strict):
     # PostgreSQL: drop the loaded tables' foreign keys during the load, validate them at its end
     # (the loader resolves every reference itself); false keeps them checked row by row.
     suspend_foreign_keys: bool = True
+
+
+class DaskParams(_Strict):
+    """A Dask distributed cluster: an existing scheduler, or a local one of ``local_workers``."""
+
+    scheduler: Annotated[str, Field(pattern=r"^(tcp|tls|inproc|ucx)://\S+$")] | None = None
+    local_workers: Annotated[int, Field(ge=1, le=256)] | None = None
+    # rows per partition the plan aims at; a source smaller than this is one partition
+    partition_rows: Annotated[int, Field(ge=100)] = 250_000
+    # at most this many partitions per source (a source is cut into at least one per worker)
+    max_partitions: Annotated[int, Field(ge=1, le=10_000)] = 64
+    # a partition that fails this many more times fails the stage, its key range named
+    retries: Annotated[int, Field(ge=0, le=20)] = 2
+
+    @model_validator(mode="after")
+    def _exactly_one_cluster(self) -> DaskParams:
+        if (self.scheduler is None) == (self.local_workers is None):
+            raise ValueError("give exactly one of 'scheduler' (tcp://HOST:8786) or 'local_workers'")
+        return self
+
+    @field_validator("scheduler")
+    @classmethod
+    def _no_secret_in_address(cls, address: str | None) -> str | None:
+        if address is not None and "@" in address:
+            raise ValueError("a scheduler address carries no user or password")
+        return address
+
+
+class EngineParams(_Strict):
+    """Where the full load runs: ``local`` (this process) or ``{dask: {...}}`` (a cluster)."""
+
+    dask: DaskParams
+
+    @property
+    def kind(self) -> str:
+        return "dask"
+
+
+def _engine(value: object) -> object:
+    """``engine: local`` is the default; anything else is ``{dask: {...}}``."""
+    return None if value == "local" else value
+
+
+Engine = Annotated[EngineParams | None, BeforeValidator(_engine)]
 
 
 class TrialParams(_Strict):
@@ -173,6 +238,8 @@ class RunbookParams(_Strict):
     trial_target: ConnectionParams
     demo: DemoParams | None = None
     load: LoadParams = LoadParams()
+    # local (default): the full load runs in this process; {dask: {...}}: partitioned on Dask
+    engine: Engine = None
     trial: TrialParams = TrialParams()
     gates: GateParams = GateParams()
     cutover: CutoverParams = CutoverParams()
@@ -265,11 +332,12 @@ def load_params(
     path = Path(path)
     shown = _display_path(path, root)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path)
     except FileNotFoundError as exc:
         raise ParamsError(f"{shown}: params file not found") from exc
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{shown}: not valid YAML ({exc})") from exc
+    except YamlInputError as exc:
+        where = "" if exc.where == "(file)" else f" {exc.where}:"
+        raise ParamsError(f"{shown}:{where} {exc.detail}") from None
     if not isinstance(raw, dict):
         raise ParamsError(f"{shown}: expected a mapping of parameters at the top level")
     try:
@@ -296,7 +364,12 @@ def format_validation_error(exc: ValidationError) -> str:
             lines.append(f"  {field}: required field is missing")
         else:
             found = error.get("input")
-            shown = "" if isinstance(found, dict | list) else f" (found {redact_text(repr(found))})"
+            secret = error["loc"] and str(error["loc"][-1]) == "url"  # may carry the password
+            shown = (
+                ""
+                if isinstance(found, dict | list) or secret
+                else f" (found {redact_text(repr(found))})"
+            )
             lines.append(f"  {field}: {error['msg']}{shown}")
     return "\n".join(lines)
 

@@ -29,16 +29,37 @@ _MYSQL_REFUSALS = {
     3819: "check",
     4025: "check",  # MariaDB
 }
-_QUOTED = re.compile(r"[`'\"]([^`'\"]+)[`'\"]")
+# Where each MySQL/MariaDB message names what refused the row; anchored on the words around the
+# name, so a quoted value before it (a duplicate entry) is never taken for it.
+_CONSTRAINT = r"CONSTRAINT `([^`]+)`"
+_MYSQL_NAMES = {
+    1048: r"^Column '([^']+)'",
+    1062: r" for key '([^']+)'\s*$",
+    1264: r" for column '([^']+)'",
+    1406: r" for column '([^']+)'",
+    1451: _CONSTRAINT,
+    1452: _CONSTRAINT,
+    3819: r"^Check constraint '([^']+)'",
+    4025: _CONSTRAINT,
+}
 
 
 def refused_by_target(error: BaseException) -> str | None:
     """What refused the row (``check people_salary_positive``), or None: not a row refusal.
 
     ``error`` is SQLAlchemy's wrapper or the driver's own exception (psycopg's COPY raises it
-    unwrapped).
+    unwrapped). The answer names a constraint or a column, never a value of the row.
     """
     original = getattr(error, "orig", None) or error
+    args = getattr(original, "args", None)
+    if isinstance(args, tuple) and args and isinstance(args[0], int):
+        # PyMySQL / mysqlclient: (errno, message); checked first, PyMySQL has a sqlstate too
+        kind = _MYSQL_REFUSALS.get(args[0])
+        if kind is None:
+            return None
+        pattern = _MYSQL_NAMES.get(args[0])
+        found = re.search(pattern, str(args[1])) if pattern and len(args) > 1 else None
+        return f"{kind} {found.group(1)}" if found else kind
     sqlstate = getattr(original, "sqlstate", None)
     if sqlstate is not None:  # psycopg
         if not sqlstate.startswith(_PG_CLASSES):
@@ -50,17 +71,6 @@ def refused_by_target(error: BaseException) -> str | None:
             return f"{kind} {name}"
         table = getattr(diag, "table_name", None) if diag else None
         return f"{kind} on {table}" if table else kind
-    if (
-        isinstance(getattr(original, "args", None), tuple)
-        and original.args
-        and isinstance(original.args[0], int)
-    ):  # PyMySQL / mysqlclient: (errno, message)
-        kind = _MYSQL_REFUSALS.get(original.args[0])
-        if kind is None:
-            return None
-        names = _QUOTED.findall(str(original.args[1])) if len(original.args) > 1 else []
-        # "Duplicate entry 'value' for key 'name'": the value is data, the last name the key
-        return f"{kind} {names[-1]}" if names and kind != "a trigger (SIGNAL)" else kind
     if isinstance(error, sa.exc.IntegrityError) or type(original).__name__ == "IntegrityError":
         # SQLite: "CHECK constraint failed: name"
         text = str(original)

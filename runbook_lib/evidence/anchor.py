@@ -124,8 +124,18 @@ class Anchor:
         self.env = env
         self.label = label
 
+    def _missing_file(self) -> Path | None:
+        """A SQLite target that is not there (never created by reading or anchoring it)."""
+        url = self.engine.url
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        path = Path(url.database)
+        return None if path.is_file() else path
+
     def lines(self) -> list[AnchoredLine]:
         """Every anchored line of this environment, in order (none if the table is not there)."""
+        if self._missing_file() is not None:
+            return []
         try:
             with self.engine.connect() as connection:
                 return self._lines(connection)
@@ -163,6 +173,13 @@ class Anchor:
         Refused when the file ledger no longer agrees with the anchor. An empty anchor first
         records the lines the files hold.
         """
+        missing = self._missing_file()
+        if missing is not None:
+            raise EvidenceError(
+                f"could not anchor ledger line {entry.seq} of env {self.env}: {self.label} is "
+                f"no file ({missing}); nothing was recorded",
+                hint=f"create the target first (for the demo: runbook demo-data --env {self.env})",
+            )
         try:
             with self.engine.begin() as connection:
                 BOOKKEEPING.create_all(connection, tables=[ledger_anchor])

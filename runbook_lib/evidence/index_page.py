@@ -72,6 +72,7 @@ def render(
         _checks(scraps),
         _sync(scraps),
         _rollback(scraps),
+        _cutover(scraps),
         _approval(data),
         _invocations(data),
         _parameters(data),
@@ -258,7 +259,21 @@ def _rollback_figures(found: dict) -> str:
     return f"{len(rollback.get('tables', []))} tables restored; {verdict}"
 
 
+def _cutover_figures(found: dict) -> str:
+    record = found["cutover"]
+    measured = ", ".join(
+        f"{m['name']} {_seconds(m.get('seconds'))}" for m in record.get("measures", [])
+    )
+    applied = (record.get("sync") or {}).get("applied", 0)
+    return f"final sync {applied:,} rows; {measured}"
+
+
+def _seconds(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:,.1f} s"
+
+
 _FIGURES = {
+    "cutover": _cutover_figures,
     "assessment": _assessment_figures,
     "mapping": _mapping_figures,
     "trial": _trial_figures,
@@ -454,6 +469,79 @@ def _rollback(scraps: dict) -> str:
         f'<table class="grid narrow"><tr><th>table</th><th>sha256 after rollback</th></tr>{rows}'
         "</table></section>"
     )
+
+
+def _cutover(scraps: dict) -> str:
+    """Plan beside actual, each cut-over measure beside its limit, who signed, what was sent."""
+    plan = (scraps.get("trial", {}).get("trial") or {}).get("cutover_plan")
+    vs_plan = scraps.get("full_load", {}).get("plan_vs_actual") or {}
+    record = scraps.get("cutover", {}).get("cutover")
+    if not plan and not record:
+        return ""
+    parts = ['<section id="cutover"><h2>Cut-over</h2>']
+    if plan:
+        actual = vs_plan.get("actual_seconds")
+        ratio = vs_plan.get("ratio")
+        rows = [
+            ("full load", plan.get("projected_load_seconds"), actual),
+            ("final validation", plan.get("projected_validation_seconds"), None),
+            ("final sync", plan.get("projected_sync_seconds"), None),
+            ("downtime window", plan.get("projected_downtime_seconds"), None),
+            ("rollback (RTO)", plan.get("rto_seconds"), None),
+        ]
+        if record:
+            measured = {m["name"]: m.get("seconds") for m in record.get("measures", [])}
+            rows[3] = ("downtime window", rows[3][1], measured.get("downtime"))
+        cells = "".join(
+            f"<tr><td>{escape(what)}</td><td>{_seconds(projected)}</td>"
+            f"<td>{'' if measured is None else _seconds(measured)}</td></tr>"
+            for what, projected, measured in rows
+        )
+        assumptions = "".join(f"<li>{_text(a)}</li>" for a in plan.get("assumptions", []))
+        parts.append(
+            "<h3>Plan (projected by the trial) and actual</h3>"
+            f"<p>Calibration {plan.get('calibration', 1)} (actual ÷ projected of this "
+            "environment's last full load; 1 when there was none)"
+            + (f"; this full load took {ratio:.2f}× its projection" if ratio else "")
+            + ".</p>"
+            '<table class="grid narrow"><tr><th>step</th><th>projected</th><th>actual</th></tr>'
+            f"{cells}</table><ul>{assumptions}</ul>"
+        )
+    if record:
+        measures = "".join(
+            f"<tr><td>{escape(m['name'])}</td><td>{_seconds(m.get('seconds'))}</td>"
+            f"<td>{'no limit' if m.get('limit_seconds') is None else _seconds(m['limit_seconds'])}"
+            f"</td><td>{_badge('passed' if m.get('within') else 'failed')}</td></tr>"
+            for m in record.get("measures", [])
+        )
+        sync = record.get("sync") or {}
+        approval = record.get("approval") or {}
+        signed = (
+            f"approved by {_text(approval.get('approved_by'))} at "
+            f"{_text(approval.get('approved_at'))}"
+            if approval
+            else "no approval required by the parameters"
+        )
+        notices = record.get("notices")
+        sent = (
+            f"{notices.get('rows', 0):,} notice rows written outside the evidence "
+            f"(sha256 {_sha(notices.get('sha256'))}), "
+            + ", ".join(f"{n:,} {k}" for k, n in sorted((notices.get("by_reason") or {}).items()))
+            if notices
+            else "no notices configured"
+        )
+        failures = "".join(f"<li>{_text(f)}</li>" for f in record.get("failures", []))
+        parts.append(
+            f"<h3>The switch</h3><p>{_badge('passed' if record.get('passed') else 'failed')} "
+            f"final sync: {sync.get('applied', 0):,} rows applied, "
+            f"{sync.get('deleted_applied', 0):,} deleted; final validation "
+            f"{'passed' if (record.get('validation') or {}).get('passed') else 'failed'}; "
+            f"{signed}; {sent}.</p>"
+            '<table class="grid narrow"><tr><th>measure</th><th>actual</th><th>limit</th>'
+            f"<th></th></tr>{measures}</table>" + (f"<ul>{failures}</ul>" if failures else "")
+        )
+    parts.append("</section>")
+    return "".join(parts)
 
 
 def _approval(data: dict) -> str:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from runbook_lib.errors import EvidenceError, RunbookError
 from runbook_lib.evidence.scraps import json_safe
 
 MANIFEST = "manifest.json"
@@ -23,6 +25,21 @@ def new_run_id(now: datetime | None = None) -> str:
     """Sortable by time: UTC timestamp, then a short random suffix against collisions."""
     now = now or datetime.now(UTC)
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+# What a run id may be: it names a folder inside outputs/<env>/, so never a path (no '/', '.')
+RUN_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,63}")
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it can only name a folder in ``outputs/<env>/``; a usage error otherwise."""
+    if not RUN_ID.fullmatch(run_id or ""):
+        raise RunbookError(
+            f"{run_id!r} is not a run id",
+            hint="a run id names a folder in outputs/<env>/ (e.g. 20261201T152654Z-a1e5ce), never "
+            "a path; runbook status lists them",
+        )
+    return run_id
 
 
 def utc_now() -> str:
@@ -87,7 +104,19 @@ class Manifest:
 
     @classmethod
     def load(cls, run_dir: Path) -> Manifest:
-        return cls(run_dir, json.loads((run_dir / MANIFEST).read_text(encoding="utf-8")))
+        """The manifest of ``run_dir``; an ``EvidenceError`` naming it if it is not readable."""
+        path = run_dir / MANIFEST
+        try:
+            data = json.loads(path.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise EvidenceError(
+                f"{path}: not readable as a manifest ({exc})",
+                hint=f"runbook verify {run_dir} says what changed; the ledger holds its "
+                "recorded sha256",
+            ) from None
+        if not isinstance(data, dict):
+            raise EvidenceError(f"{path}: not readable as a manifest (not a JSON object)")
+        return cls(run_dir, data)
 
     @property
     def pending_path(self) -> Path:

@@ -261,7 +261,7 @@ def _check_run(
         )
     try:
         manifest = Manifest.load(folder)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, EvidenceError):
         return [*problems, Problem(shown(manifest_path), "not readable JSON")], 0
     if manifest.data.get("run_id") != run_id:
         problems.append(Problem(shown(manifest_path), f"names run {manifest.data.get('run_id')}"))

@@ -37,10 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from runbook_lib.errors import MappingSpecError
+from runbook_lib.errors import MappingSpecError, YamlInputError
+from runbook_lib.strict_yaml import parse_yaml
 
 AUTO_COLUMNS = ("source_system", "source_key")
 # The crosswalk column recording which target fields a source record supplied to its survivor.
@@ -74,6 +74,8 @@ class ColumnMapping(_Strict):
     transform: TransformStep | list[TransformStep] | None = None
     references: str | ReferenceSpec | None = None
     on_error: Literal["quarantine", "null"] = "quarantine"
+    # why a source column classified credential may reach the target (none: it may not)
+    allow_credential: str | None = None
 
     @property
     def parent_target(self) -> str | None:
@@ -304,9 +306,9 @@ def load_spec(path: Path) -> LoadedSpec:
     """Parse the YAML into typed objects; structural errors carry their YAML path."""
     raw_bytes = Path(path).read_bytes()
     try:
-        raw = yaml.safe_load(raw_bytes)
-    except yaml.YAMLError as exc:
-        raise MappingSpecError(shown_path(path), [("(file)", f"not valid YAML: {exc}")]) from None
+        raw = parse_yaml(raw_bytes)
+    except YamlInputError as exc:
+        raise MappingSpecError(shown_path(path), [(exc.where, exc.detail)]) from None
     try:
         spec = MappingSpec.model_validate(raw)
     except ValidationError as exc:
@@ -323,4 +325,10 @@ def _pydantic_message(error: dict) -> str:
         return "unknown key"
     if error["type"] == "missing":
         return "required key is missing"
+    if error["type"] == "literal_error":
+        found = error.get("input")
+        expected = error.get("ctx", {}).get("expected", "")
+        if found is None and "'null'" in expected:
+            return f'expected {expected}; found YAML null: write "null" in quotes'
+        return f"expected {expected}; found {found!r}"
     return error["msg"]

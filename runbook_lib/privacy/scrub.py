@@ -3,8 +3,9 @@
 Secrets reach ``runbook_lib`` only through environment variables, but an exception message, a
 printed value or a traceback can still carry one into an executed notebook. Everything that leaves
 a run — notebook outputs, tracebacks, manifest errors, what the CLI prints — passes through
-``scrub_text`` (URL passwords, the literal values of secret-looking environment variables) and, for
-error text, ``scrub_error`` (also SQLAlchemy's ``[parameters: ...]`` and email addresses).
+``scrub_text`` (URL passwords, the literal values of secret-looking environment variables, and the
+row values a database quotes in its errors: ``hide_row_values``) and, for error text,
+``scrub_error`` (also email addresses).
 ``protect_kernel`` installs the same scrubbing on the IPython kernel's tracebacks, so a failing cell
 never writes the secret even into papermill's intermediate saves.
 """
@@ -27,11 +28,69 @@ HIDDEN = "***"
 MIN_SECRET_LENGTH = 6
 _SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_KEY|SIGNING_KEY", re.IGNORECASE)
 _SQL_PARAMETERS = re.compile(r"\[parameters: [^\n]*\]")
+HIDDEN_VALUES = "values hidden"
+# What a database quotes of the row it refused, per dialect: each pattern keeps the words around
+# the values (what refused, which columns) and drops the values. ``(?s)``: a value may hold a
+# newline. The end of a line, a repr'd "\n" or the end of the text close a value.
+_END = r"(?=\s*(?:\n|\\n|\Z|[\"'),\]]))"
+ROW_VALUE_PATTERNS: tuple[tuple[re.Pattern, str], ...] = (
+    # SQLAlchemy: the statement's parameters (a load's parameters are source rows)
+    (_SQL_PARAMETERS, "[parameters: hidden from evidence]"),
+    # PostgreSQL: DETAIL:  Key (last_name, first_name)=(O'Hara, Scarlett) already exists.
+    (
+        re.compile(
+            r"(Key \((?:[^()\n]|\([^()\n]*\))*\)=\().*?(\) (?:already exists|is not present in"
+            r" table|is still referenced from table|conflicts with (?:existing )?key))",
+            re.S,
+        ),
+        rf"\1{HIDDEN_VALUES}\2",
+    ),
+    # PostgreSQL: DETAIL:  Failing row contains (4, Wilkes, Ashley, bad-phone, null).
+    (re.compile(r"(Failing row contains \().*?\)\." + _END, re.S), rf"\1{HIDDEN_VALUES})."),
+    # PostgreSQL: invalid input syntax for type integer: "Tara" (and enum, range, literal, bytes)
+    (
+        re.compile(
+            r"((?:invalid input (?:syntax|value)|out of range|malformed [\w ]+ literal|"
+            r"invalid byte sequence)[^:\n]*): \"(?:[^\"\\]|\\.|\"\")*\"",
+        ),
+        rf"\1: [{HIDDEN_VALUES}]",
+    ),
+    (
+        re.compile(r"\bvalue \"(?:[^\"\\]|\\.)*\" is out of range"),
+        f"value [{HIDDEN_VALUES}] is out of range",
+    ),
+    # PostgreSQL: CONTEXT:  COPY people, line 3, column phone: "..." / unnamed portal parameter $1 = '...'
+    (
+        re.compile(r"(COPY [^,\n]+, line \d+)(?:, column [^:\n]+)?: [^\n]*"),
+        rf"\1: [{HIDDEN_VALUES}]",
+    ),
+    (re.compile(r"(portal parameter \$\d+) = '(?:[^']|'')*'"), rf"\1 = [{HIDDEN_VALUES}]"),
+    # MySQL/MariaDB: Duplicate entry 'O'Hara-Scarlett' for key 'uq_people_name'
+    (re.compile(r"(Duplicate entry )'.*?'( for key )", re.S), rf"\1[{HIDDEN_VALUES}]\2"),
+    # MySQL/MariaDB: Incorrect date value: '1990-13-45' for column `born` at row 1
+    (
+        re.compile(
+            r"((?:Incorrect|Truncated incorrect) [\w ]+ value: )'.*?'(?= for column|\s*$|\")"
+        ),
+        rf"\1[{HIDDEN_VALUES}]",
+    ),
+)
 # The one pattern of a password in a URL: scheme://user:password@ (the user may be empty:
 # redis://:password@host).
 URL_PASSWORD = re.compile(
     r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@"
 )
+
+
+def hide_row_values(text: str) -> str:
+    """``text`` with the row values a database error quotes replaced (PostgreSQL, MySQL/MariaDB).
+
+    SQLite names only the constraint or its columns, never the values. What refused the row (the
+    constraint, the columns of a key) stays, so the error still says what to fix.
+    """
+    for pattern, replacement in ROW_VALUE_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def redact_text(text: str) -> str:
@@ -75,10 +134,10 @@ def _url_secrets(value: str) -> set[str]:
 
 
 def scrub_text(text: str, secrets: Iterable[str] | None = None) -> str:
-    """``text`` with URL passwords and every known secret value replaced by ``***``."""
+    """``text`` with URL passwords, every known secret value and quoted row values hidden."""
     if not text:
         return text
-    text = redact_text(text)
+    text = hide_row_values(redact_text(text))
     values = secret_values() if secrets is None else secrets
     for value in sorted(values, key=len, reverse=True):
         text = text.replace(value, HIDDEN)
@@ -86,13 +145,13 @@ def scrub_text(text: str, secrets: Iterable[str] | None = None) -> str:
 
 
 def scrub_error(text: str, secrets: Iterable[str] | None = None) -> str:
-    """Error text for evidence: secrets hidden, SQL parameters and email addresses masked.
+    """Error text for evidence: ``scrub_text`` (secrets, row values), email addresses masked.
 
-    SQLAlchemy appends the failing statement's parameters to its messages; in a load those are
-    source rows, so personal data.
+    The one place an error becomes text for evidence, the CLI and the manifest: SQLAlchemy appends
+    the failing statement's parameters, PostgreSQL a ``DETAIL`` quoting the key or the failing row,
+    MySQL the duplicate entry; in a load those are source rows, so personal data.
     """
-    text = _SQL_PARAMETERS.sub("[parameters: hidden from evidence]", text or "")
-    return mask_emails_in_text(scrub_text(text, secrets))
+    return mask_emails_in_text(scrub_text(text or "", secrets))
 
 
 def scrub_notebook(path: Path, secrets: Iterable[str] | None = None) -> bool:

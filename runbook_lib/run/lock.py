@@ -95,6 +95,19 @@ def holder(env_dir: Path) -> dict[str, Any] | None:
         os.close(descriptor)
 
 
+def refuse_if_busy(env_dir: Path, env: str) -> None:
+    """Before a pre-flight: a busy env is said at once (``hold`` still decides, atomically)."""
+    held = holder(env_dir)
+    if held is not None:
+        raise RunLockedError(busy_message(env, held), holder=held, hint=_BUSY_HINT.format(env=env))
+
+
+_BUSY_HINT = (
+    "wait for it to end (runbook status --env {env} says while it runs); "
+    "a killed run's lock is taken over by the next run"
+)
+
+
 def describe(info: dict[str, Any]) -> str:
     """``runbook sync of run R (stages) by alice (alice@host, pid 12) since T``."""
     if "run_id" not in info:
@@ -134,8 +147,7 @@ class _LockFile:
                 raise RunLockedError(
                     busy_message(env, held),
                     holder=held,
-                    hint=f"wait for it to end (runbook status --env {env} says while it runs); "
-                    "a killed run's lock is taken over by the next run",
+                    hint=_BUSY_HINT.format(env=env),
                 ) from None
             try:  # the file we locked may have been removed by a holder releasing it meanwhile
                 if os.stat(self.path).st_ino == os.fstat(descriptor).st_ino:

@@ -21,15 +21,29 @@ from typing import Any
 
 from runbook_lib.config.connections import Connections
 from runbook_lib.config.params import LoadedParams, load_params
-from runbook_lib.errors import ApprovalRequiredError, RunbookError, failure_data, failure_text
-from runbook_lib.evidence import approvals
+from runbook_lib.errors import (
+    ApprovalRequiredError,
+    ConnectionConfigError,
+    RunbookError,
+    failure_data,
+    failure_text,
+)
+from runbook_lib.evidence import approvals, ledger
 from runbook_lib.evidence.html import export_html
 from runbook_lib.evidence.provenance import code_state, package_versions, who_and_where
 from runbook_lib.evidence.record import attach_report, change_run, keep_attempt, open_run
-from runbook_lib.evidence.run_folder import Manifest, new_run_id, runs_root, sha256_file, utc_now
+from runbook_lib.evidence.run_folder import (
+    Manifest,
+    check_run_id,
+    new_run_id,
+    runs_root,
+    sha256_file,
+    utc_now,
+)
 from runbook_lib.evidence.scraps import read_scraps
 from runbook_lib.evidence.trust import Trust, anchor_for, trust_for
-from runbook_lib.mapping.model import load_spec
+from runbook_lib.mapping.check import check_transforms
+from runbook_lib.mapping.model import load_spec, shown_path
 from runbook_lib.privacy import scrub
 from runbook_lib.run import lock as run_lock
 from runbook_lib.stage_table import FAILURE, RUNBOOK_STAGES, STAGES
@@ -88,12 +102,36 @@ def stages_to_resume(run_dir: Path) -> list[str]:
     return remaining
 
 
-def prepare(env: str, project_root: Path) -> LoadedParams:
-    """Validate params and resolve every connection before anything is written."""
+def prepare(env: str, project_root: Path, stages: Sequence[str] = RUNBOOK_STAGES) -> LoadedParams:
+    """The pre-flight: params, the spec's structure and every connection, before anything is written.
+
+    Each connection is opened once (a wrong password, an unreachable host, a missing SQLite
+    source are named here, exit 2); every system of the spec must name a connection in params.
+    Checks against the live schemas are the mapping stage's, with evidence. A rollback alone
+    needs only its target: a source being down must not keep a target from being restored.
+    """
     params = load_params(env, project_root=project_root)
-    Connections(params).check_resolvable()
+    connections = Connections(params)
+    connections.check_resolvable()
     if not params.mapping_path.is_file():
         raise RunbookError(f"{params.path.name}: field 'mapping': no file {params.model.mapping}")
+    spec = load_spec(params.mapping_path)
+    check_transforms(spec).raise_if_failed()
+    unknown = [
+        (f"systems.{system}", connection)
+        for system, connection in spec.spec.systems.items()
+        if connection not in params.sources
+    ]
+    if unknown:
+        lines = "\n".join(
+            f"  {path}: no connection {connection!r} in {params.path.name} sources"
+            for path, connection in unknown
+        )
+        raise ConnectionConfigError(
+            f"{shown_path(params.mapping_path)}: a system names a connection params lack:\n{lines}",
+            hint=f"connections in {params.path.name} sources: {', '.join(params.sources)}",
+        )
+    connections.preflight(["target"] if list(stages) == ["rollback"] else None)
     return params
 
 
@@ -112,10 +150,15 @@ def run(
     ``mode`` (``incremental`` for a sync) is passed to the full-load stage only. Every
     invocation records the params it ran with: a re-run or a resume with changed params says so.
     """
-    params = prepare(env, project_root)
     fresh = run_id is None
+    if not fresh:
+        check_run_id(run_id)  # a folder name, never a path (nor another env's ledger)
     if not fresh and not (runs_root(project_root, env) / run_id / "manifest.json").is_file():
         raise RunbookError(f"no run {run_id} for env {env}", hint=f"runbook status --env {env}")
+    # before the pre-flight opens connections: damaged evidence (exit 3), a busy env (exit 1)
+    ledger.require_sound(runs_root(project_root, env))
+    run_lock.refuse_if_busy(runs_root(project_root, env), env)
+    params = prepare(env, project_root, stages)
     trust = trust_for(params)  # the signing key, before anything is written
     run_id = run_id or new_run_id()
     # one run at a time per target: held until the run is closed, however it ends

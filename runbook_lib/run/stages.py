@@ -49,7 +49,9 @@ def preview(ctx: StageContext, check: SpecCheck) -> list[TargetPreview]:
 def mapping(ctx: StageContext) -> SpecCheck:
     """Check the mapping spec against the live source and target schemas."""
     sources = {system: sa.inspect(engine) for system, engine in ctx.source_engines().items()}
-    return check_spec(ctx.spec, sources, sa.inspect(ctx.target_engine()))
+    return check_spec(
+        ctx.spec, sources, sa.inspect(ctx.target_engine()), classify=ctx.masker.classification
+    )
 
 
 def require_approval(ctx: StageContext, stage: str) -> Approval | None:

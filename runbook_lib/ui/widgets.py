@@ -23,6 +23,7 @@ from runbook_lib.evidence.run_folder import MANIFEST, list_runs
 from runbook_lib.mapping.compiled import CompiledColumn, compile_spec
 from runbook_lib.mapping.model import ColumnMapping, LoadedSpec
 from runbook_lib.privacy.masking import EvidenceMasker
+from runbook_lib.strict_yaml import parse_yaml
 
 
 def interactive(run_dir: str) -> bool:
@@ -135,9 +136,9 @@ def try_chain(values: list[Any], chain_yaml: str, mask: Callable[[object], objec
     column tried), or the rule that would quarantine it.
     """
     try:
-        steps = yaml.safe_load(chain_yaml) if chain_yaml.strip() else None
+        steps = parse_yaml(chain_yaml.encode("utf-8")) if chain_yaml.strip() else None
         column = CompiledColumn.of("value", ColumnMapping(**{"from": "value", "transform": steps}))
-    except (yaml.YAMLError, ValueError, TypeError, RunbookError) as exc:
+    except (ValueError, TypeError, RunbookError) as exc:
         return [{"input": "", "output": "", "rule": f"not a transform chain: {exc}"}]
     shown = []
     for value in values:
