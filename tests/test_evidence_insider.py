@@ -204,9 +204,11 @@ def test_keygen_prints_a_private_key_on_stdout_that_signs_and_its_fingerprint(ca
 def test_the_params_name_the_variable_and_an_unset_one_stops_the_run_before_anything_is_written(
     project, monkeypatch
 ):
+    from runbook_demo.build import build_demo
     from runbook_lib.config.params import load_params
     from runbook_lib.run import runner
 
+    build_demo("ci", project)  # the pre-flight opens every connection before the key is read
     params = project / "params" / "ci.yaml"
     params.write_text(params.read_text() + "evidence:\n  signing_key_env: CI_SIGNING_KEY\n")
     assert (
@@ -216,7 +218,7 @@ def test_the_params_name_the_variable_and_an_unset_one_stops_the_run_before_anyt
     with pytest.raises(SigningKeyError, match="CI_SIGNING_KEY, which is not set") as raised:
         runner.run("ci", project, stages=["assessment"])
     assert raised.value.exit_code == 2
-    assert not (project / "outputs").exists()
+    assert not list((project / "outputs" / "ci").glob("2*"))
     monkeypatch.setenv("CI_SIGNING_KEY", "not a key")
     with pytest.raises(SigningKeyError, match="does not hold an Ed25519 private key"):
         runner.run("ci", project, stages=["assessment"])
@@ -237,9 +239,13 @@ def test_the_report_says_plainly_whether_the_evidence_is_signed(tmp_path, key):
 
 @pytest.fixture
 def ci_anchor(project) -> Anchor:
+    import sqlite3
+
     from runbook_lib.config.params import load_params
     from runbook_lib.evidence.trust import anchor_for
 
+    (project / "work" / "ci").mkdir(parents=True)
+    sqlite3.connect(project / "work" / "ci" / "target.db").close()  # an empty target
     return anchor_for(load_params("ci", project_root=project))
 
 
@@ -361,3 +367,176 @@ def test_a_the_anchor_on_postgresql_catches_a_cut_tail(tmp_path, postgres_url):
     assert sum("the ledger was cut" in p for p in found) == 3, found
     with engine.connect() as connection:
         assert connection.execute(sa.text("SELECT count(*) FROM runbook_ledger")).scalar() == 6
+
+
+# --- (c) and (d): the gates read anchored facts (the runbook on the ci demo) ------------------
+
+
+def _orders_in_target(project: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(project / "work" / "ci" / "target.db") as connection:
+        return connection.execute("SELECT count(*) FROM orders").fetchone()[0]
+
+
+def flip_trial_scrap(notebook: Path) -> None:
+    """Make the glued ``trial`` say passed: the one scrap the full load's gate reads."""
+    data = json.loads(notebook.read_text())
+    for cell in data["cells"]:
+        for output in cell.get("outputs", []):
+            scrap = output.get("data", {}).get("application/scrapbook.scrap.json+json")
+            if scrap and scrap["name"] == "trial":
+                scrap["data"]["passed"] = True
+    notebook.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+
+
+def reseal_trial_as_passed(run_dir: Path) -> None:
+    """The manifest rewritten to the flipped notebook, and a matching ledger line, by hand."""
+    flip_trial_scrap(run_dir / "02_trial.ipynb")
+    path = run_dir / "manifest.json"
+    data = json.loads(path.read_text())
+    for stage in data["stages"]:
+        if stage["name"] == "trial":
+            stage.update(status="passed", sha256_notebook=sha256_file(run_dir / "02_trial.ipynb"))
+            stage.pop("failure", None)
+            stage.pop("error", None)
+    data.update(status="passed", failed_stage=None)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    forge_line(run_dir.parent, run_dir)
+
+
+def _gate_as_the_notebook_calls_it(project: Path, run_dir: Path) -> str:
+    from runbook_lib.config.params import load_params
+    from runbook_lib.errors import RunbookError
+    from runbook_lib.run import stages
+    from runbook_lib.run.context import StageContext
+
+    context = StageContext(load_params("ci", project_root=project), run_dir)
+    try:
+        stages.backup_target(context)
+    except RunbookError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        context.connections.dispose()
+    return "no refusal"
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory) -> dict:
+    """One ci run through the attacks: (c) a failed trial flipped to passed and re-sealed by hand;
+    the files restored; (d) the trial re-run and approved, then the params loosened."""
+    from conftest import copy_project
+    from helpers import runbook
+
+    project = copy_project(tmp_path_factory.mktemp("insider") / "project")
+    params = project / "params" / "ci.yaml"
+    original = params.read_text()
+    params.write_text(original.replace("max_reject_rate: 0.05", "max_reject_rate: 0.001"))
+    runbook(project, "demo-data", "--env", "ci", check=True)
+    steps: dict = {"project": project}
+    steps["failed_trial"] = runbook(
+        project, "run", "--env", "ci", "--stages", "assessment,mapping,trial"
+    )
+    run_dir = steps["run_dir"] = next((project / "outputs" / "ci").glob("2*"))
+    run_id = run_dir.name
+    kept = [run_dir.parent / "ledger.jsonl", run_dir / "manifest.json", run_dir / "02_trial.ipynb"]
+    recorded = {path: path.read_bytes() for path in kept}
+
+    # (c) flip the glued trial, re-seal by hand, and put the full load's own gate back as it was
+    reseal_trial_as_passed(run_dir)
+    params.write_text(original)
+    steps["forged_verify_files"] = runbook(project, "verify", str(run_dir))
+    steps["forged_load"] = runbook(
+        project, "run", "--env", "ci", "--run-id", run_id, "--stages", "full_load"
+    )
+    steps["orders_after_forged_load"] = _orders_in_target(project)
+    steps["forged_gate"] = _gate_as_the_notebook_calls_it(project, run_dir)
+    steps["forged_approve"] = runbook(
+        project, "approve", "--env", "ci", "--run-id", run_id, "--operator", "alice"
+    )
+    steps["approval_after_forged_approve"] = (run_dir / "approval.json").exists()
+    steps["forged_verify_target"] = runbook(project, "verify", "--env", "ci", "--against-target")
+    for path, content in recorded.items():
+        path.write_bytes(content)
+    steps["restored_verify"] = runbook(project, "verify", "--env", "ci", "--against-target")
+
+    # (d) a passed trial, approved; then the params loosened under that approval
+    approved = original.replace("requires_approval: false", "requires_approval: true")
+    params.write_text(approved)
+    steps["trial_again"] = runbook(
+        project, "run", "--env", "ci", "--run-id", run_id, "--stages", "trial"
+    )
+    steps["approve"] = runbook(
+        project, "approve", "--env", "ci", "--run-id", run_id, "--operator", "alice"
+    )
+    steps["approval"] = json.loads((run_dir / "approval.json").read_text())
+    params.write_text(approved.replace("max_reject_rate: 0.05", "max_reject_rate: 0.5"))
+    steps["loosened_load"] = runbook(
+        project, "run", "--env", "ci", "--run-id", run_id, "--stages", "full_load"
+    )
+    steps["orders_after_loosened_load"] = _orders_in_target(project)
+    params.write_text(approved)
+    steps["load"] = runbook(
+        project, "run", "--env", "ci", "--run-id", run_id, "--stages", "full_load"
+    )
+    steps["orders_after_load"] = _orders_in_target(project)
+    steps["verify_end"] = runbook(project, "verify", "--env", "ci", "--against-target")
+    return steps
+
+
+@pytest.mark.notebooks
+def test_c_a_flipped_trial_scrap_re_sealed_by_hand_is_refused_by_the_full_load(story):
+    assert story["failed_trial"].returncode == 1, story["failed_trial"].stderr
+    assert story["forged_verify_files"].returncode == 0  # the files alone hold together
+    result = story["forged_load"]
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "no longer matches its anchor" in result.stderr
+    assert "not anchored in the target" in result.stderr
+    assert story["orders_after_forged_load"] == 0
+
+
+@pytest.mark.notebooks
+def test_c_the_full_loads_gate_itself_checks_the_trial_against_the_anchored_record(story):
+    gate = story["forged_gate"]
+    assert gate.startswith("EvidenceError: 02_trial.ipynb of run"), gate
+    assert "is not the trial notebook the target anchored" in gate
+
+
+@pytest.mark.notebooks
+def test_c_a_forged_trial_cannot_be_approved_and_verify_against_the_target_names_it(story):
+    result = story["forged_approve"]
+    assert result.returncode == 3, result.stderr
+    assert "is not the trial notebook the target anchored" in result.stderr
+    assert story["approval_after_forged_approve"] is False
+    verify = story["forged_verify_target"]
+    assert verify.returncode == 3 and "not anchored in the target" in verify.stdout
+    assert story["restored_verify"].returncode == 0, story["restored_verify"].stdout
+
+
+@pytest.mark.notebooks
+def test_d_params_changed_after_the_approval_make_it_outdated(story):
+    assert story["trial_again"].returncode == 0, story["trial_again"].stderr
+    assert story["approve"].returncode == 0, story["approve"].stderr
+    approval = story["approval"]
+    assert approval["params_file"] == "params/ci.yaml" and len(approval["params_sha256"]) == 64
+    result = story["loosened_load"]
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the params changed since alice approved run" in result.stderr
+    assert "the approval is outdated" in result.stderr
+    assert story["orders_after_loosened_load"] == 0
+
+
+@pytest.mark.notebooks
+def test_d_the_approved_params_still_load_and_everything_verifies_against_the_target(story):
+    assert story["load"].returncode == 0, story["load"].stderr
+    assert story["orders_after_load"] > 0
+    assert story["verify_end"].returncode == 0, story["verify_end"].stdout
+
+
+def test_verify_against_a_missing_sqlite_target_creates_nothing_and_fails(project, capsys):
+    from runbook_lib.cli import main
+
+    _chain(project, Trust())
+    assert main(["verify", "--env", "ci", "--against-target"]) == 3
+    assert "no line of this environment is anchored" in capsys.readouterr().out
+    assert not (project / "work" / "ci" / "target.db").exists()

@@ -23,14 +23,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from runbook_lib.db.bookkeeping import BOOKKEEPING, LEDGER_TABLE, ledger_anchor
-from runbook_lib.errors import EvidenceError
+from runbook_lib.errors import EvidenceError, GateFailedError
 from runbook_lib.evidence.ledger import Entry, LedgerProblem
-from runbook_lib.evidence.run_folder import utc_now
+from runbook_lib.evidence.run_folder import sha256_file, utc_now
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ def manifest_facts(data: dict[str, Any]) -> dict[str, Any]:
         "params_sha256": data.get("params_sha256"),
         "mapping_spec_sha256": (data.get("mapping_spec") or {}).get("sha256"),
         "approval_sha256": (data.get("approval") or {}).get("sha256"),
+        "approval_cutover_sha256": (data.get("approval_cutover") or {}).get("sha256"),
         "stages": {
             stage["name"]: {
                 "status": stage.get("status"),
@@ -123,8 +125,18 @@ class Anchor:
         self.env = env
         self.label = label
 
+    def _missing_file(self) -> Path | None:
+        """A SQLite target that is not there (never created by reading or anchoring it)."""
+        url = self.engine.url
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        path = Path(url.database)
+        return None if path.is_file() else path
+
     def lines(self) -> list[AnchoredLine]:
         """Every anchored line of this environment, in order (none if the table is not there)."""
+        if self._missing_file() is not None:
+            return []
         try:
             with self.engine.connect() as connection:
                 return self._lines(connection)
@@ -162,6 +174,13 @@ class Anchor:
         Refused when the file ledger no longer agrees with the anchor. An empty anchor first
         records the lines the files hold.
         """
+        missing = self._missing_file()
+        if missing is not None:
+            raise EvidenceError(
+                f"could not anchor ledger line {entry.seq} of env {self.env}: {self.label} is "
+                f"no file ({missing}); nothing was recorded",
+                hint=f"create the target first (for the demo: runbook demo-data --env {self.env})",
+            )
         try:
             with self.engine.begin() as connection:
                 BOOKKEEPING.create_all(connection, tables=[ledger_anchor])
@@ -223,6 +242,40 @@ class Anchor:
         """What the newest anchored version of ``run_id``'s manifest said (None if never anchored)."""
         found = [line for line in self.lines() if line.run_id == run_id and line.facts]
         return found[-1].facts if found else None
+
+    def vouch_for_stage(self, run_dir: Path, stage: str, notebook: str) -> dict[str, Any]:
+        """The anchored facts of ``run_dir``, once its ``stage`` passed *by the target's record*.
+
+        A gate reads a notebook's scraps only after this: the notebook on disk must be the one the
+        target anchored for that stage (its sha256), and the anchored status must be ``passed``.
+        A notebook edited and re-sealed without database access is refused (exit 3).
+        """
+        run_id = run_dir.name
+        facts = self.facts_of(run_id)
+        hint = f"runbook verify --env {self.env} --against-target"
+        if facts is None:
+            raise EvidenceError(
+                f"run {run_id} is not anchored in {self.label}: nothing vouches for its {stage} "
+                "beyond the files",
+                hint=f"{hint}; re-run the {stage} stage into this run",
+            )
+        anchored = facts.get("stages", {}).get(stage) or {}
+        path = run_dir / notebook
+        current = sha256_file(path) if path.is_file() else "missing"
+        if anchored.get("sha256_notebook") != current:
+            raise EvidenceError(
+                f"{notebook} of run {run_id} is not the {stage} notebook the target anchored "
+                f"({str(anchored.get('sha256_notebook'))[:12]} → {current[:12]}): changed after "
+                "it was recorded",
+                hint=hint,
+            )
+        if anchored.get("status") != "passed":
+            raise GateFailedError(
+                f"the {stage} of run {run_id} is recorded in {self.label} as "
+                f"{anchored.get('status')}, not passed",
+                hint=f"fix what {notebook} shows, then re-run the {stage}",
+            )
+        return facts
 
     def record(self) -> dict:
         """What a manifest says about its anchor (no URL: the connection's name and dialect)."""

@@ -5,11 +5,17 @@ approval record of that run.
 
 ``runbook approve --env ENV --run-id RUN --operator NAME`` writes ``approval.json`` into the run
 folder: who approved, when, from which account and host, bound to the sha256 of the run's executed
-trial notebook (the evidence the approver read) and of the mapping spec the trial ran with. A
-re-run trial or a changed spec no longer matches it, so the load refuses again until someone
-approves the new evidence. ``--for cut-over`` writes ``approval-cutover.json`` the same way,
-bound to the passed validation's notebook. The record is an artifact of the run (hashed in the
-manifest, sealed in the ledger), so editing it fails ``runbook verify`` and the gate.
+trial notebook (the evidence the approver read), of the mapping spec the trial ran with and of the
+params file (its gates, connections, approvals). A re-run trial, a changed spec or changed params
+no longer match it, so the load refuses again until someone approves the new evidence.
+``--for cut-over`` writes ``approval-cutover.json`` the same way, bound to the passed
+validation's notebook. The record is an artifact of the run (hashed in the manifest, sealed in the
+ledger), so editing it fails ``runbook verify`` and the gate.
+
+Both sides read the target's anchor (``evidence.anchor``), not only the files: only evidence the
+target recorded as passed, with that very notebook, can be approved, and the gate accepts only
+the approval record and evidence the target anchored (a forged ``approval.json`` or notebook
+re-sealed without database access is refused).
 
 Four eyes: nobody who operated a stage of the run may approve it, nor start an approved stage
 they approved themselves; where params list ``roles.approvers`` only those may approve. Names are
@@ -77,6 +83,9 @@ class Approval:
     evidence_sha256: str
     mapping_spec: str
     mapping_spec_sha256: str
+    # older records (before the binding to params) have none: the gate refuses them
+    params_file: str | None = None
+    params_sha256: str | None = None
     run_operators: tuple[str, ...] = ()  # who ran the run's stages: never its approver
 
     def to_dict(self) -> dict:
@@ -88,7 +97,7 @@ class Approval:
         return (
             f"run {self.run_id} ({self.env}) {self.approves} approved by {self.approved_by} at "
             f"{self.approved_at}: {self.evidence_notebook} {self.evidence_sha256[:12]}, "
-            f"mapping spec {self.mapping_spec_sha256[:12]}"
+            f"mapping spec {self.mapping_spec_sha256[:12]}, params {str(self.params_sha256)[:12]}"
         )
 
 
@@ -160,6 +169,8 @@ def approve(
             f"run {run_id} has no passed {kind.evidence_stage} to approve",
             hint=f"runbook run --env {env} --run-id {run_id} --stages {kind.evidence_stage}",
         )
+    # the target's record, not the files: only evidence it anchored as passed can be approved
+    trust.anchor.vouch_for_stage(run_dir, kind.evidence_stage, kind.evidence_notebook)
     checked = read_scraps(run_dir / STAGES["mapping"].notebook).get("mapping_check", {})
     spec = load_spec(params.mapping_path)
     if checked.get("spec_sha256") != spec.sha256:
@@ -181,6 +192,8 @@ def approve(
         evidence_sha256=evidence["sha256_notebook"],
         mapping_spec=str(params.model.mapping),
         mapping_spec_sha256=spec.sha256,
+        params_file=str(params.path.relative_to(params.project_root)),
+        params_sha256=sha256_file(params.path),
         run_operators=tuple(operators),
     )
     what = f"{approves} {approval.approved_by}"
@@ -198,16 +211,28 @@ def approve(
             evidence_notebook=approval.evidence_notebook,
             evidence_sha256=approval.evidence_sha256,
             mapping_spec_sha256=approval.mapping_spec_sha256,
+            params_sha256=approval.params_sha256,
         )
     return approval
 
 
 def check_approval(
-    run_dir: Path, env: str, spec_sha256: str, action: str, operator: str | None = None
+    run_dir: Path,
+    env: str,
+    spec_sha256: str,
+    action: str,
+    *,
+    params_sha256: str,
+    anchored: dict | None,
+    operator: str | None = None,
 ) -> Approval:
-    """The run's approval if it still holds for its evidence and ``spec_sha256``; else raise.
+    """The run's approval for ``action`` if it still holds; else raise.
 
-    ``operator`` (who is about to start ``action``) must not be its approver (four eyes).
+    It holds for the run's evidence (trial, or validation for the cut-over), ``spec_sha256`` and
+    ``params_sha256`` (the params file the stage runs with), and only as the target anchored it:
+    ``anchored`` is the run's newest anchored facts (``Anchor.facts_of``), whose approval and
+    evidence hashes must be these. ``operator`` (who is about to start ``action``) must not be
+    its approver (four eyes).
     """
     run_id = run_dir.name
     approves, kind = approvable_for(action)
@@ -231,6 +256,12 @@ def check_approval(
             f"(edited?): the {action} will not start",
             hint=f"runbook verify {run_dir}",
         )
+    if anchored is None or anchored.get(f"{kind.manifest_role}_sha256") != recorded.get("sha256"):
+        raise ApprovalRequiredError(
+            f"the approval record of run {run_id} is not the one the target anchored "
+            f"(forged, or recorded without the target): the {action} will not start",
+            hint=f"runbook verify --env {env} --against-target; then {again}",
+        )
     data = json.loads(path.read_text(encoding="utf-8"))
     approval = Approval(**{**data, "run_operators": tuple(data.get("run_operators", ()))})
     if approval.run_id != run_id or approval.env != env:
@@ -247,12 +278,28 @@ def check_approval(
             f"{current[:12]}): the {action} will not start",
             hint=again,
         )
+    stage = kind.evidence_stage
+    anchored_evidence = (anchored.get("stages", {}).get(stage) or {}).get("sha256_notebook")
+    if anchored_evidence != approval.evidence_sha256:
+        raise ApprovalRequiredError(
+            f"the {stage} {approval.approved_by} approved in run {run_id} is not the {stage} the "
+            f"target anchored ({approval.evidence_sha256[:12]} → {str(anchored_evidence)[:12]}): "
+            f"the {action} will not start",
+            hint=again,
+        )
     if spec_sha256 != approval.mapping_spec_sha256:
         raise ApprovalRequiredError(
             f"the mapping spec changed since {approval.approved_by} approved run {run_id} "
             f"({approval.mapping_spec_sha256[:12]} → {spec_sha256[:12]}): the {action} will not "
             "start",
             hint=f"re-run mapping and trial with this spec, then {again}",
+        )
+    if params_sha256 != approval.params_sha256:
+        raise ApprovalRequiredError(
+            f"the params changed since {approval.approved_by} approved run {run_id} "
+            f"({str(approval.params_sha256)[:12]} → {params_sha256[:12]}): the approval is "
+            f"outdated and the {action} will not start",
+            hint=f"review the params (gates, connections) and the trial, then {again}",
         )
     if operator is not None and _same_person(operator, approval.approved_by):
         raise ApprovalRequiredError(

@@ -554,16 +554,16 @@ def _approval(data: dict) -> str:
         f"<tr><td>{_text(a.get('approves', 'trial'))}</td><td>{_text(a.get('approved_by'))}</td>"
         f"<td>{_text(a.get('approved_at'))}</td>"
         f"<td>{_text(a.get('evidence_notebook'))}{_sha(a.get('evidence_sha256'))}</td>"
-        f"<td>{_sha(a.get('mapping_spec_sha256'))}</td>"
+        f"<td>{_sha(a.get('mapping_spec_sha256'))}</td><td>{_sha(a.get('params_sha256'))}</td>"
         f'<td><a href="{escape(a.get("file", ""))}">{_text(a.get("file"))}</a>'
         f"{_sha(a.get('sha256'))}</td></tr>"
         for a in recorded
     )
     return (
         '<section id="approval"><h2>Approval</h2><p>Each approval is bound to the evidence the '
-        "approver read and to the mapping spec; nobody who operated the run may approve it."
+        "approver read, the mapping spec and the params; nobody who operated the run may approve it."
         '</p><table class="grid"><tr><th>approves</th><th>Approved by</th><th>at (UTC)</th>'
-        "<th>evidence</th><th>mapping spec</th><th>record</th></tr>"
+        "<th>evidence</th><th>mapping spec</th><th>params</th><th>record</th></tr>"
         f"{rows}</table></section>"
     )
 

@@ -50,7 +50,7 @@ from runbook_lib.evidence.run_folder import (
     writing,
 )
 from runbook_lib.evidence.scraps import read_scraps
-from runbook_lib.evidence.trust import Trust, trust_for
+from runbook_lib.evidence.trust import Trust, anchor_for, trust_for
 from runbook_lib.mapping.model import load_spec
 from runbook_lib.privacy import scrub
 from runbook_lib.run import lock as run_lock
@@ -337,6 +337,8 @@ def _approval_refusal(stage: str, params: LoadedParams, run_dir: Path) -> Runboo
             _spec_sha256(params),
             action,
             operator=operator_name(params.model.operator),
+            params_sha256=sha256_file(params.path),
+            anchored=anchor_for(params).facts_of(run_dir.name),
         )
     except ApprovalRequiredError as exc:
         return exc
