@@ -79,6 +79,14 @@ def chunks(
             yield batch, rejects, pipeline.key_values(partition[-1]), len(partition)
 
 
+def transform(
+    pipeline: CompiledSource, rows, route: Route | None = None, notes: set[str] | None = None
+) -> tuple[ColumnBatch, list[Reject]]:
+    """One chunk of source rows transformed by ``route`` (default: the Arrow route)."""
+    by = _by_columns if route is not None and route.engine == "rows" else _by_kernels
+    return by(pipeline, rows, notes)
+
+
 def _by_columns(pipeline: CompiledSource, partition, _notes) -> tuple[ColumnBatch, list[Reject]]:
     return pipeline.transform_batch(partition)
 
