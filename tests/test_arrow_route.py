@@ -192,6 +192,14 @@ def test_a_chunk_with_a_value_arrow_cannot_hold_goes_as_rows_and_says_why(tmp_pa
         ),
     )
     (pipeline,) = ordered_sources(spec)
+    route = arrow_route.choose()
+    read = list(arrow_route.chunks(pipeline, engine, pipeline.select(), 1, route))
+    assert [(b.columns["name"], last, n) for b, _r, last, n in read] == [
+        (["a"], (1,), 1),
+        (["b"], (2,), 1),
+    ]
+    after_last = pipeline.select(after_key=(2,))  # no rows: the result closes its cursor at once
+    assert list(arrow_route.chunks(pipeline, engine, after_last, 1, route)) == []
     odd = [(1, object()), (2, "b")]  # a value no driver returns: no exact Arrow form
     notes: set[str] = set()
     batch, rejects = arrow_route._by_kernels(pipeline, odd, notes)
