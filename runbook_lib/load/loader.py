@@ -29,7 +29,7 @@ from runbook_lib.errors import GateFailedError, RunbookError
 from runbook_lib.load import arrow_route, checkpoints, foreign_keys, self_references
 from runbook_lib.load.merge import merge_chunk
 from runbook_lib.load.quarantine import ensure_rejects_table, write_rejects
-from runbook_lib.load.references import resolve_references
+from runbook_lib.load.references import ParentIndex, resolve_references
 from runbook_lib.mapping.columns import ColumnBatch
 from runbook_lib.mapping.compiled import CompiledSource, Reject, ordered_sources
 from runbook_lib.mapping.model import LoadedSpec
@@ -434,10 +434,14 @@ def stream_source(
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="runbook-writer") as writer,
     ):
         pending: Future | None = None
+        # a vectorized join needs the target's own key equality to be exact (MySQL/MariaDB
+        # collations ignore case and trailing spaces): there the keyed query stays
+        exact_keys = target.dialect.name in ("postgresql", "sqlite")
+        parents = ParentIndex(pipeline) if route.engine == "arrow" and exact_keys else None
         for batch, rejects, last_key, rows_read in chunks:
             # Parents belong to earlier targets, already committed: safe to look up from here.
             begin_lookups(lookups)
-            batch = resolve_references(lookups, pipeline, metadata, batch, rejects)
+            batch = resolve_references(lookups, pipeline, metadata, batch, rejects, parents=parents)
             lookups.rollback()  # no read transaction held open between chunks
             if pending is not None:
                 state = pending.result()
