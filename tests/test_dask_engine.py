@@ -24,6 +24,7 @@ import sqlalchemy as sa
 import yaml
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import SchedulerPlugin
+from test_scale import digests, local_load
 
 from runbook_demo.build import build_demo
 from runbook_demo.target_schema import create_target_schema
@@ -31,7 +32,6 @@ from runbook_lib.config.params import load_params
 from runbook_lib.db.bookkeeping import CHECKPOINTS_TABLE, PARTITIONS_TABLE
 from runbook_lib.run.context import StageContext
 from runbook_lib.scale import dask_engine
-from tests.test_scale import digests, local_load
 
 PASSWORD = "Tr0ub4dor-dask-test-secret"
 TARGET_VARIABLE = "RUNBOOK_SCALE_TEST_TARGET_URL"
