@@ -30,6 +30,7 @@ from runbook_demo.build import build_demo
 from runbook_demo.target_schema import create_target_schema
 from runbook_lib.config.params import load_params
 from runbook_lib.db.bookkeeping import CHECKPOINTS_TABLE, PARTITIONS_TABLE
+from runbook_lib.errors import PartitionFailedError
 from runbook_lib.run.context import StageContext
 from runbook_lib.scale import dask_engine
 
@@ -70,11 +71,13 @@ def _target_url(databases, label: str) -> sa.URL:
     return url.set(password=PASSWORD)  # the local server trusts; the password travels anyway
 
 
-def _dask_ctx(project, scheduler: str, partition_rows: int) -> StageContext:
+def _dask_ctx(project, scheduler: str, partition_rows: int, retries: int = 2) -> StageContext:
     path = project / "params" / "ci.yaml"
     data = yaml.safe_load(path.read_text())
     data["target"] = {"url_env": TARGET_VARIABLE}
-    data["engine"] = {"dask": {"scheduler": scheduler, "partition_rows": partition_rows}}
+    data["engine"] = {
+        "dask": {"scheduler": scheduler, "partition_rows": partition_rows, "retries": retries}
+    }
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return StageContext(load_params("ci", project_root=project), None)
 
@@ -207,3 +210,25 @@ def _kill_and_check(project, made, client, split, reference) -> None:
     finally:
         split.dispose()
         reference.dispose()
+
+
+def test_partitions_failing_past_their_retries_fail_the_load_naming_each_key_range(
+    project, monkeypatch
+):
+    """Workers started before the target's variable was set cannot reach it: named, not hidden."""
+    build_demo("ci", project)
+    url = f"sqlite:///{project / 'unreachable.db'}"
+    with local_cluster() as (made, _):
+        monkeypatch.setenv(TARGET_VARIABLE, url)  # the coordinator's only, not the workers'
+        ctx = _dask_ctx(project, made.scheduler_address, partition_rows=5000, retries=1)
+        target = sa.create_engine(url)
+        try:
+            create_target_schema(target)
+            with pytest.raises(PartitionFailedError) as failed:
+                _load(ctx, target, "run-f")
+        finally:
+            target.dispose()
+    # the first target's one partition, named by source, number and key range; nothing later ran
+    assert list(failed.value.failed) == ["legacy_a.products → products partition 0 (start, end)"]
+    assert all(TARGET_VARIABLE in error for error in failed.value.failed.values())
+    assert "after 1 retries" in str(failed.value) and "--resume" in str(failed.value)

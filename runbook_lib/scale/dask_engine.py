@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from runbook_lib.config.params import DaskParams, LoadedParams
 from runbook_lib.errors import PartitionFailedError
+from runbook_lib.privacy.scrub import redact_text
 from runbook_lib.mapping.model import LoadedSpec
 from runbook_lib.scale import partitioned
 from runbook_lib.scale.partitioned import Connection, LoadTask
@@ -63,7 +64,7 @@ def executor(client, retries: int) -> partitioned.Executor:
         }
         wait(list(futures.values()))
         failed = {
-            label: f"{type(f.exception()).__name__}: {f.exception()}"
+            label: redact_text(f"{type(f.exception()).__name__}: {f.exception()}")
             for label, f in futures.items()
             if f.status != "finished"
         }
