@@ -17,8 +17,8 @@ import sqlalchemy as sa
 
 from runbook_lib.config.params import DaskParams, LoadedParams
 from runbook_lib.errors import PartitionFailedError
-from runbook_lib.privacy.scrub import redact_text
 from runbook_lib.mapping.model import LoadedSpec
+from runbook_lib.privacy.scrub import redact_text
 from runbook_lib.scale import partitioned
 from runbook_lib.scale.partitioned import Connection, LoadTask
 
