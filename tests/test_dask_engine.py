@@ -1,6 +1,7 @@
 """``engine: dask`` on a ``LocalCluster`` of two worker processes: same target, no secret, faults.
 
-* The partitioned load on the cluster gives every table the local load's hash (ids included).
+* The partitioned load on the cluster gives every table the local load's hash (ids included);
+  validation on the cluster passes it, and finds one planted difference by its key.
 * The target's URL reaches the workers only through their own environment: a scheduler plugin
   records every task the scheduler is given (its pickled run spec and key), and the test password
   is in none of them — while the name of the variable that holds it is (the inspection sees the
@@ -130,7 +131,20 @@ def _check_target_and_tasks(project, made, split, reference) -> None:
         assert digests(split, tables) == digests(reference, tables)
         assert report.workers == 2
         assert len({t["worker"] for t in report.tasks}) == 2  # both workers took partitions
-        assert recorder.seen and all(key.startswith("runbook-load-") for key in recorder.seen)
+        # validation on the cluster: each source group's check a task, only its result back
+        assert _validate(ctx, split, "run-d").differences == 0
+        with split.begin() as connection:  # one planted difference, found by its key
+            connection.execute(sa.text("UPDATE orders SET status = 'tampered' WHERE order_id = 17"))
+            key = connection.execute(
+                sa.text("SELECT source_key FROM orders WHERE order_id = 17")
+            ).scalar_one()
+        found = _validate(ctx, split, "run-d")
+        assert not found.passed and found.differences == 1
+        assert [(d.table, d.source_key, d.kind) for t in found.tables for d in t.differences] == [
+            ("orders", key, "changed")
+        ]
+        assert {k.split("-")[1] for k in recorder.seen} == {"load", "validate"}
+        assert recorder.seen and all(key.startswith("runbook-") for key in recorder.seen)
         assert any(TARGET_VARIABLE.encode() in spec for spec in recorder.seen.values())
         for key, spec in recorder.seen.items():
             assert PASSWORD not in key
@@ -138,6 +152,19 @@ def _check_target_and_tasks(project, made, split, reference) -> None:
     finally:
         split.dispose()
         reference.dispose()
+
+
+def _validate(ctx: StageContext, target: sa.Engine, run_id: str):
+    return dask_engine.validate(
+        ctx.spec,
+        ctx.source_engines(),
+        target,
+        params=ctx.params,
+        run_id=run_id,
+        target_label="target",
+        chunk_size=500,
+        max_unexplained_differences=0,
+    )
 
 
 def _running_partition(engine: sa.Engine, chunks: int):
@@ -150,7 +177,8 @@ def _running_partition(engine: sa.Engine, chunks: int):
                     f"JOIN {PARTITIONS_TABLE} p ON p.run_id = c.run_id "
                     "AND p.target_table = c.target_table AND p.source_system = c.source_system "
                     "AND c.source_table = p.source_table || '#p' || p.partition_no "
-                    "WHERE c.chunks >= :chunks AND NOT c.done AND p.worker IS NOT NULL"
+                    "WHERE c.chunks >= :chunks AND NOT c.done AND p.worker IS NOT NULL "
+                    "AND p.planned_rows >= 1000"  # dozens of chunks still to go
                 ),
                 {"chunks": chunks},
             ).first()
@@ -182,6 +210,7 @@ def _kill_and_check(project, made, client, split, reference) -> None:
             except BaseException as exc:  # noqa: BLE001 - the test reports it
                 outcome["error"] = exc
 
+        pids = client.run(os.getpid)  # asked now: at the kill, every millisecond counts
         coordinator = threading.Thread(target=coordinate)
         coordinator.start()
         deadline = time.monotonic() + 120
@@ -190,7 +219,6 @@ def _kill_and_check(project, made, client, split, reference) -> None:
             assert time.monotonic() < deadline, "no partition made progress"
             time.sleep(0.005)
         source_table, worker = running
-        pids = client.run(os.getpid)
         os.kill(pids[worker], signal.SIGKILL)
         with split.connect() as connection:
             killed = connection.execute(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import sqlalchemy as sa
 
@@ -292,7 +293,10 @@ def full_load(ctx: StageContext) -> loader.LoadReport | sync.SyncReport:
 def validation(ctx: StageContext) -> ValidationReport:
     """Reconcile the whole target with the sources through the mapping."""
     settings = ctx.params.model
-    return run_validation(
+    validate = run_validation
+    if settings.engine is not None:  # engine: dask — each source group's check a cluster task
+        validate = partial(dask_engine.validate, params=ctx.params)
+    return validate(
         ctx.spec,
         ctx.source_engines(),
         ctx.target_engine(),

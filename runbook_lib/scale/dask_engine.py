@@ -120,3 +120,26 @@ def load(
             max_partitions=settings.max_partitions,
             **options,
         )
+
+
+def validate(
+    spec: LoadedSpec,
+    sources: dict[str, sa.Engine],
+    target: sa.Engine,
+    *,
+    params: LoadedParams,
+    **options,
+):
+    """Validation with each source group's check a task on the cluster (``validate`` options)."""
+    from runbook_lib.scale.validation import group_runner
+    from runbook_lib.validate.validation import validate as run_validation
+
+    connections, target_connection = connections_of(params, spec)
+    with client_for(params.engine.dask) as client:
+        return run_validation(
+            spec,
+            sources,
+            target,
+            run_groups=group_runner(client, connections, target_connection),
+            **options,
+        )

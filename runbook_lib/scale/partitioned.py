@@ -437,17 +437,20 @@ def _close_target(
             return  # closed by an earlier attempt
         planned = plan.recorded(connection, run_id, mode, own[0].target_name)
         id_column = own[0].target.id_column
-        if id_column:
+        states = {p: checkpoints.read(connection, p.checkpoint_key(run_id, mode)) for p in planned}
+        # a partition's rows hold [first_id, first_id + loaded): the ids are dense up to the
+        # first partition that wrote fewer rows than it planned, and shift after it
+        short = next((p for p in planned if states[p].loaded < p.planned_rows), None)
+        if id_column and short is not None:
             compact_ids(
                 connection,
                 metadata.tables[own[0].target_name],
                 id_column,
-                min(p.first_id for p in planned),
+                short.first_id + states[short].loaded,
             )
         for pipeline, key in zip(own, keys, strict=True):
-            parts = [p for p in planned if p.identity == pipeline.identity]
-            states = [checkpoints.read(connection, p.checkpoint_key(run_id, mode)) for p in parts]
-            checkpoints.write(connection, key, _summed(checkpoints.read(connection, key), states))
+            mine = [states[p] for p in planned if p.identity == pipeline.identity]
+            checkpoints.write(connection, key, _summed(checkpoints.read(connection, key), mine))
 
 
 def _summed(before: checkpoints.Checkpoint, states: list[checkpoints.Checkpoint]):
@@ -467,18 +470,19 @@ def _summed(before: checkpoints.Checkpoint, states: list[checkpoints.Checkpoint]
     return total
 
 
-def compact_ids(connection: sa.Connection, table: sa.Table, id_column: str, first: int) -> int:
-    """Renumber ``table``'s ids densely from ``first``, in their order; rows renumbered.
+def compact_ids(connection: sa.Connection, table: sa.Table, id_column: str, start: int) -> int:
+    """Renumber the ids from ``start`` on densely from ``start``, in their order; rows renumbered.
 
     The partitions numbered their rows from the plan's offsets, so id order is key order across
     partitions; the gaps quarantined rows left close, and each id becomes the local load's. Two
-    passes through negative ids keep every intermediate state unique.
+    passes through negative ids keep every intermediate state unique (PostgreSQL checks a
+    primary key row by row). The rows below ``start`` are dense already and stay.
     """
     column = table.c[id_column]
     count, low, high = connection.execute(
-        sa.select(sa.func.count(), sa.func.min(column), sa.func.max(column))
+        sa.select(sa.func.count(), sa.func.min(column), sa.func.max(column)).where(column >= start)
     ).one()
-    if not count or (low == first and high - low + 1 == count):
+    if not count or (low == start and high - low + 1 == count):
         return 0
     # PostgreSQL updates a GENERATED ALWAYS identity only as BY DEFAULT: switched for the
     # renumbering, back in the same transaction
@@ -487,13 +491,15 @@ def compact_ids(connection: sa.Connection, table: sa.Table, id_column: str, firs
     identity = f"ALTER TABLE {quote(table.name)} ALTER COLUMN {quote(id_column)} SET GENERATED"
     if always:
         connection.exec_driver_sql(f"{identity} BY DEFAULT")
-    numbered = sa.select(
-        column.label("old_id"), sa.func.row_number().over(order_by=column).label("rn")
-    ).subquery()
+    numbered = (
+        sa.select(column.label("old_id"), sa.func.row_number().over(order_by=column).label("rn"))
+        .where(column >= start)
+        .subquery()
+    )
     connection.execute(
         table.update()
         .where(column == numbered.c.old_id)
-        .values({id_column: -(numbered.c.rn + (first - 1))})
+        .values({id_column: -(numbered.c.rn + (start - 1))})
     )
     connection.execute(table.update().where(column < 0).values({id_column: -column}))
     if always:
