@@ -55,6 +55,7 @@ def run_toolkit(folder: Path, url: str, chunk_size: int) -> dict:
 
 DASK_WORKERS = "BENCH_DASK_WORKERS"  # set by main from --workers / --partition-rows
 DASK_PARTITION_ROWS = "BENCH_DASK_PARTITION_ROWS"
+DASK_GAPS = "BENCH_DASK_GAPS"  # "1": dense_ids false (the plan's ids, no renumbering pass)
 DASK_TARGET = "BENCH_DASK_TARGET_URL"  # the workers read the target's URL from here
 
 
@@ -103,6 +104,7 @@ def run_dask(folder: Path, url: str, chunk_size: int) -> dict:
             target_label="bench",
             partition_rows=int(os.environ.get(DASK_PARTITION_ROWS, "100000")),
             max_partitions=64,
+            dense_ids=os.environ.get(DASK_GAPS) != "1",
         )
         seconds = time.perf_counter() - started
     for engine in (target, *engines.values()):
@@ -128,6 +130,7 @@ def run_dask(folder: Path, url: str, chunk_size: int) -> dict:
             phase: round(sum(t[f"{phase}_seconds"] for t in report.timings), 2)
             for phase in ("plan", "tasks", "close", "statistics")
         },
+        "renumbered": sum(t.get("renumbered", 0) for t in report.timings),
         "merge_task_seconds": round(
             sum(t["seconds"] for t in report.tasks if t["partition"] < 0), 2
         ),
@@ -276,6 +279,9 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=2, help="dask worker processes")
     parser.add_argument("--partition-rows", type=int, default=100_000, help="dask plan")
+    parser.add_argument(
+        "--gaps", action="store_true", help="dask with dense_ids false: no renumbering pass"
+    )
     parser.add_argument("--contender", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -295,6 +301,7 @@ def main() -> None:
     names = (args.contenders or default).split(",")
     os.environ[DASK_WORKERS] = str(args.workers)
     os.environ[DASK_PARTITION_ROWS] = str(args.partition_rows)
+    os.environ[DASK_GAPS] = "1" if args.gaps else "0"
     results: dict[str, dict] = {}
     with ExitStack() as kept:
         for name in names:
@@ -345,7 +352,9 @@ def _print_ratios(results: dict) -> None:
             f"(merge target as one task: {dask['merge_task_seconds']} s), largest partition "
             f"{dask['largest_partition']:,} rows, per-partition rows/s {dask['partition_rows_per_s']}"
         )
-        print(f"dask wall seconds by phase: {dask['phases']}")
+        print(
+            f"dask wall seconds by phase: {dask['phases']}; rows renumbered {dask['renumbered']:,}"
+        )
 
 
 if __name__ == "__main__":

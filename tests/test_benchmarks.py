@@ -63,6 +63,7 @@ def test_the_transform_benchmark_compares_the_three_paths_and_the_io(bench_proje
     assert re.search(r"^order_items\s+[\d,]+(\s+[\d,]+){5}\s+[\d.]+x\s+[\d.]+x$", out, re.M), out
 
 
+@pytest.mark.cluster
 def test_the_load_benchmark_runs_the_dask_engine_beside_the_local_load(bench_project):
     out = _run(
         bench_project,

@@ -35,6 +35,8 @@ from runbook_lib.errors import PartitionFailedError
 from runbook_lib.run.context import StageContext
 from runbook_lib.scale import dask_engine
 
+pytestmark = pytest.mark.cluster
+
 PASSWORD = "Tr0ub4dor-dask-test-secret"
 TARGET_VARIABLE = "RUNBOOK_SCALE_TEST_TARGET_URL"
 CHUNK = 20

@@ -18,7 +18,7 @@ from runbook_lib.config.params import load_params
 from runbook_lib.evidence.scraps import read_scraps
 from runbook_lib.run.context import StageContext
 
-pytestmark = pytest.mark.notebooks
+pytestmark = [pytest.mark.notebooks, pytest.mark.cluster]
 
 
 def test_the_ci_runbook_on_dask_passes_and_loads_the_local_target(project):

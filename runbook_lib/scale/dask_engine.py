@@ -118,6 +118,7 @@ def load(
             workers=workers,
             partition_rows=settings.partition_rows,
             max_partitions=settings.max_partitions,
+            dense_ids=settings.dense_ids,
             **options,
         )
 

@@ -277,12 +277,16 @@ def load(
     partition_rows: int,
     max_partitions: int,
     suspend_foreign_keys: bool = True,
+    dense_ids: bool = True,
 ) -> PartitionedLoadReport:
     """Load every source of ``spec`` into ``target`` as tasks run by ``executor``.
 
     ``sources`` (by system) serve the coordinator's plan and counts; ``connections`` (by system)
     are what the tasks carry to open their own. A load this run started continues: its plan is
     read back, finished partitions are skipped, the others resume from their checkpoints.
+    ``dense_ids`` closes the gaps quarantined rows leave (every id the local load's); without
+    it the ids stay the plan's (deterministic, gaps where rows were quarantined) and the
+    renumbering pass over each table is saved.
     """
     ensure_rejects_table(target)
     checkpoints.ensure_checkpoints_table(target)
@@ -320,7 +324,9 @@ def load(
                 executor(todo)
             clock.lap("tasks")
             if own[0].target.merge is None:
-                _close_target(target, metadata, own, run_id, mode)
+                clock.seconds["renumbered"] = _close_target(
+                    target, metadata, own, run_id, mode, dense_ids
+                )
             if any(p.deferred_references for p in own):
                 # references into this very target, once all of its rows exist
                 self_references.resolve(target, sources, metadata, own, run_id=run_id, mode=mode)
@@ -428,21 +434,30 @@ def _done(target: sa.Engine, task: LoadTask, own: list[CompiledSource]) -> bool:
 
 
 def _close_target(
-    target: sa.Engine, metadata: sa.MetaData, own: list[CompiledSource], run_id: str, mode: str
-) -> None:
-    """All partitions in: ids compacted and each source's checkpoint summed, in one transaction."""
+    target: sa.Engine,
+    metadata: sa.MetaData,
+    own: list[CompiledSource],
+    run_id: str,
+    mode: str,
+    dense_ids: bool,
+) -> int:
+    """All partitions in: ids compacted and each source's checkpoint summed, in one transaction.
+
+    Returns the rows renumbered.
+    """
     keys = [checkpoints.CheckpointKey(run_id, mode, *p.identity) for p in own]
+    renumbered = 0
     with target.begin() as connection:
         if all(checkpoints.read(connection, key).done for key in keys):
-            return  # closed by an earlier attempt
+            return renumbered  # closed by an earlier attempt
         planned = plan.recorded(connection, run_id, mode, own[0].target_name)
         id_column = own[0].target.id_column
         states = {p: checkpoints.read(connection, p.checkpoint_key(run_id, mode)) for p in planned}
         # a partition's rows hold [first_id, first_id + loaded): the ids are dense up to the
         # first partition that wrote fewer rows than it planned, and shift after it
         short = next((p for p in planned if states[p].loaded < p.planned_rows), None)
-        if id_column and short is not None:
-            compact_ids(
+        if id_column and short is not None and dense_ids:
+            renumbered = compact_ids(
                 connection,
                 metadata.tables[own[0].target_name],
                 id_column,
@@ -451,6 +466,7 @@ def _close_target(
         for pipeline, key in zip(own, keys, strict=True):
             mine = [states[p] for p in planned if p.identity == pipeline.identity]
             checkpoints.write(connection, key, _summed(checkpoints.read(connection, key), mine))
+    return renumbered
 
 
 def _summed(before: checkpoints.Checkpoint, states: list[checkpoints.Checkpoint]):
