@@ -65,20 +65,19 @@ def run_dask(folder: Path, url: str, chunk_size: int) -> dict:
     from runbook_demo.target_schema import create_target_schema
     from runbook_lib.config.params import ConnectionParams
     from runbook_lib.scale import dask_engine, partitioned
+    from runbook_lib.scale.task import Connection
 
     workers = int(os.environ.get(DASK_WORKERS, "2"))
     os.environ[DASK_TARGET] = url  # before the workers start: they inherit it
     target = sa.create_engine(url)
     create_target_schema(target)
     sources = {
-        system: partitioned.Connection(
+        system: Connection(
             system, ConnectionParams(url=f"sqlite:///{folder / system}.db"), str(folder)
         )
         for system in SYSTEMS
     }
-    target_connection = partitioned.Connection(
-        "target", ConnectionParams(url_env=DASK_TARGET), str(folder)
-    )
+    target_connection = Connection("target", ConnectionParams(url_env=DASK_TARGET), str(folder))
     engines = {system: c.engine() for system, c in sources.items()}
     with (
         LocalCluster(

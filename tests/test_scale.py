@@ -20,7 +20,7 @@ from runbook_lib.load import backup, loader
 from runbook_lib.run.context import StageContext
 from runbook_lib.scale import partitioned, plan
 from runbook_lib.scale.dask_engine import connections_of
-from runbook_lib.scale.partitioned import Connection
+from runbook_lib.scale.task import Connection
 from runbook_lib.validate.validation import validate as run_validation
 
 PARTITION_ROWS = 300
@@ -200,3 +200,25 @@ def test_without_dense_ids_the_ids_are_the_plans_and_validation_still_passes(dem
     )
     target.dispose()
     assert result.passed and result.differences == 0, result.render()
+
+
+def test_a_rollback_after_a_partitioned_load_restores_the_hashes_and_forgets_the_plan(
+    demo, tmp_path
+):
+    _, ctx = demo
+    url = f"sqlite:///{tmp_path / 'rolled.db'}"
+    target = sa.create_engine(url)
+    create_target_schema(target)
+    tables = ctx.spec.touched_tables()
+    before = digests(target, tables)
+    snap = backup.snapshot(target, tables, "run-r")
+    assert partitioned_load(ctx, url, "run-r").passed
+    restored = backup.restore(target, snap)
+    assert restored.passed, restored.render()
+    assert digests(target, tables) == before
+    with target.connect() as connection:
+        left = connection.execute(
+            sa.text(f"SELECT count(*) FROM {PARTITIONS_TABLE} WHERE run_id = 'run-r'")
+        ).scalar()
+    target.dispose()
+    assert left == 0

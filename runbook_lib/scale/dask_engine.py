@@ -20,14 +20,14 @@ from runbook_lib.errors import PartitionFailedError
 from runbook_lib.mapping.model import LoadedSpec
 from runbook_lib.privacy.scrub import redact_text
 from runbook_lib.scale import partitioned
-from runbook_lib.scale.partitioned import Connection, LoadTask
+from runbook_lib.scale.task import Connection, LoadTask, run_task
 
 
 def run_on_worker(task: LoadTask) -> dict:
     """The task as a worker runs it: the partition's load, the worker's address recorded."""
     from distributed import get_worker
 
-    return partitioned.run_task(task, worker=get_worker().address)
+    return run_task(task, worker=get_worker().address)
 
 
 @contextmanager

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from runbook_lib.mapping.compiled import CompiledSource, ordered_sources
 from runbook_lib.mapping.model import LoadedSpec
-from runbook_lib.scale.partitioned import Connection
+from runbook_lib.scale.task import Connection
 from runbook_lib.validate import source_check
 
 
