@@ -222,3 +222,47 @@ def test_a_rollback_after_a_partitioned_load_restores_the_hashes_and_forgets_the
         ).scalar()
     target.dispose()
     assert left == 0
+
+
+class _StopAfter:
+    """An executor that runs the first ``count`` tasks, then stops the load as a crash would."""
+
+    def __init__(self, count: int) -> None:
+        self.left = count
+
+    def __call__(self, tasks) -> None:
+        for task in tasks:
+            if self.left == 0:
+                raise KeyboardInterrupt("stopped mid-load")
+            partitioned.run_task(task)
+            self.left -= 1
+
+
+def test_a_partitioned_load_stopped_midway_resumes_its_plan_and_gives_the_local_target(
+    demo, tmp_path
+):
+    _, ctx = demo
+    tables = ctx.spec.touched_tables()
+    local = sa.create_engine(f"sqlite:///{tmp_path / 'local.db'}")
+    url = f"sqlite:///{tmp_path / 'stopped.db'}"
+    stopped = sa.create_engine(url)
+    for engine in (local, stopped):
+        create_target_schema(engine)
+    local_load(ctx, local, "run-s")
+    with pytest.raises(KeyboardInterrupt):
+        partitioned_load(ctx, url, "run-s", executor=_StopAfter(7))
+    query = sa.text(
+        f"SELECT target_table, source_table, partition_no, after_key, until_key, first_id "
+        f"FROM {PARTITIONS_TABLE}"
+    )
+    with stopped.connect() as connection:
+        planned = set(connection.execute(query).all())
+    report = partitioned_load(ctx, url, "run-s")
+    assert report.passed, report.render()
+    with stopped.connect() as connection:
+        assert planned < set(connection.execute(query).all())  # read back, not cut again
+    ran = {t["target_table"]: t["tasks_run"] for t in report.timings}
+    assert ran["products"] == ran["customers"] == 0 and sum(ran.values()) > 0
+    assert digests(stopped, tables) == digests(local, tables)
+    local.dispose()
+    stopped.dispose()
