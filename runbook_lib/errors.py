@@ -115,6 +115,20 @@ class RollbackOrderError(RunbookError):
         super().__init__(message, hint=hint)
 
 
+class PartitionFailedError(RunbookError):
+    """Partitions of a distributed load failed past their retries; ``failed``: label → error.
+
+    What the other partitions committed stays, with their checkpoints: re-running the stage
+    (``runbook run --resume``) continues every partition from where it stopped.
+    """
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, failed: dict[str, str], hint: str | None = None):
+        self.failed = failed
+        super().__init__(message, hint=hint)
+
+
 class RunLockedError(RunbookError):
     """Another run holds the env's or the target's lock; nothing was written. ``holder``: who."""
 

@@ -119,6 +119,9 @@ class DaskParams(_Strict):
     max_partitions: Annotated[int, Field(ge=1, le=10_000)] = 64
     # a partition that fails this many more times fails the stage, its key range named
     retries: Annotated[int, Field(ge=0, le=20)] = 2
+    # true: quarantined rows' gaps closed after each target (ids equal a local load's, one
+    # renumbering pass); false: the plan's ids, deterministic, gaps where rows were quarantined
+    dense_ids: bool = True
 
     @model_validator(mode="after")
     def _exactly_one_cluster(self) -> DaskParams:
