@@ -1,4 +1,4 @@
-"""The ``runbook`` command: run, sync, cutover, watch, status, rollback, approve, verify, report, demo-data.
+"""The ``runbook`` command: run, sync, cutover, watch, status, rollback, approve, verify and more.
 
 Every command is a thin wrapper around a library function. A ``RunbookError`` becomes its message,
 its next step and its exit code (``errors`` lists them); anything else is a bug, printed scrubbed
@@ -19,10 +19,11 @@ from runbook_lib.errors import (
     EXIT_INTERRUPTED,
     EXIT_PASSED,
     ApprovalRequiredError,
+    EvidenceError,
     RunbookError,
     StageFailedError,
 )
-from runbook_lib.evidence.run_folder import runs_root
+from runbook_lib.evidence.run_folder import check_run_id, runs_root
 from runbook_lib.stage_table import STAGES
 
 
@@ -92,17 +93,10 @@ def _cutover(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from runbook_lib.run.lock import holder
-    from runbook_lib.ui.watch import follow
+    from runbook_lib.run.watching import watch_in_terminal
 
     root = find_project_root()
-
-    def holder_of() -> str | None:  # which run holds the env's lock now, if any
-        return (holder(root / "outputs" / args.env) or {}).get("run_id")
-
-    return follow(
-        root, args.env, args.run_id, holder_of=holder_of, once=args.once, interval=args.interval
-    )
+    return watch_in_terminal(root, args.env, args.run_id, once=args.once, interval=args.interval)
 
 
 def _rollback(args: argparse.Namespace) -> int:
@@ -124,7 +118,9 @@ def _rollback(args: argparse.Namespace) -> int:
 def _approve(args: argparse.Namespace) -> int:
     from runbook_lib.evidence.approvals import approve
 
-    approval = approve(args.env, args.run_id, args.operator, find_project_root())
+    approval = approve(
+        args.env, args.run_id, args.operator, find_project_root(), approves=args.approves
+    )
     print(approval.render())
     return 0
 
@@ -134,20 +130,93 @@ def _verify(args: argparse.Namespace) -> int:
 
     from runbook_lib.evidence.verify import verify_run
 
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
-        raise RunbookError(f"no run folder {run_dir}", hint="runbook verify outputs/<env>/<run_id>")
-    result = verify_run(run_dir)
+    if args.against_target and not args.env:
+        raise RunbookError(
+            "--against-target needs --env: its params name the target",
+            hint="runbook verify --env ENV --against-target",
+        )
+    run_dir = _run_to_verify(args)
+    require_signed, anchored = False, None
+    if args.env:
+        from runbook_lib.config.params import load_params
+
+        params = load_params(args.env, project_root=find_project_root())
+        require_signed = params.model.evidence.signing_key_env is not None
+        if run_dir.resolve().parent != runs_root(params.project_root, args.env).resolve():
+            raise RunbookError(f"{run_dir} is not a run folder of env {args.env}")
+        if args.against_target:
+            from runbook_lib.evidence.trust import anchor_for
+
+            anchored = anchor_for(params).lines()
+    result = verify_run(
+        run_dir, trusted_key=args.fingerprint, require_signed=require_signed, anchored=anchored
+    )
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.render())
     return EXIT_PASSED if result.passed else EXIT_EVIDENCE
+
+
+def _run_to_verify(args: argparse.Namespace) -> Path:
+    """RUN_DIR, or with ``--env`` alone the environment's newest run."""
+    from runbook_lib.evidence.run_folder import latest_run
+
+    if args.run_dir:
+        run_dir = Path(args.run_dir)
+        if not run_dir.is_dir():
+            raise RunbookError(
+                f"no run folder {run_dir}", hint="runbook verify outputs/<env>/<run_id>"
+            )
+        return run_dir
+    if not args.env:
+        raise RunbookError(
+            "give a run folder or --env", hint="runbook verify outputs/<env>/<run_id>"
+        )
+    found = latest_run(find_project_root(), args.env)
+    if found is None:
+        raise RunbookError(f"env {args.env} has no run to verify", hint="runbook status")
+    return found
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from runbook_lib.evidence.signing import generate
+
+    pair = generate()
+    print(pair.private_key)
+    print(
+        "runbook: above, on stdout: a new Ed25519 PRIVATE key. Store it in your secret store "
+        "(never in a file of the project), export it as the variable params name in "
+        "evidence.signing_key_env (e.g. RUNBOOK_SIGNING_KEY), and clear this terminal.\n"
+        f"public key:  {pair.public_key}\n"
+        f"fingerprint: {pair.fingerprint}   (keep it in the change record: "
+        "runbook verify --fingerprint checks every ledger line against it)",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def _report(args: argparse.Namespace) -> int:
     from runbook_lib.evidence.record import rewrite_report
 
-    path, entry = rewrite_report(Path(args.run_dir))
+    run_dir = Path(args.run_dir)
+    path, entry = rewrite_report(run_dir, _trust_of_run(run_dir))
     print(f"report {path}" + (f" (ledger line {entry.seq})" if entry else " (unchanged)"))
     return 0
+
+
+def _trust_of_run(run_dir: Path):
+    """The signing key of the run's environment, from its params (none outside a project)."""
+    from runbook_lib.config.params import load_params
+    from runbook_lib.errors import ParamsError
+    from runbook_lib.evidence.run_folder import MANIFEST, Manifest
+    from runbook_lib.evidence.trust import Trust, trust_for
+
+    if not (run_dir / MANIFEST).is_file():
+        return Trust()
+    try:
+        env = Manifest.load(run_dir).data.get("env")
+        params = load_params(env, project_root=find_project_root(run_dir))
+    except (ParamsError, ValueError, TypeError):
+        return Trust()  # a copy outside its project: a signed ledger refuses the seal
+    return trust_for(params)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -166,12 +235,28 @@ def _status(args: argparse.Namespace) -> int:
         print("no runs yet" + (f" for env {args.env}" if args.env else ""))
         return 0
     print(f"{'env':<8} {'run id':<26} {'status':<17} {'operator':<12} stages")
+    unreadable = []
     for run_dir in runs:
-        data = Manifest.load(run_dir).data
-        stages = " ".join(f"{s['name']}:{s['status']}" for s in data.get("stages", []))
-        print(
-            f"{data['env']:<8} {data['run_id']:<26} {data['status']:<17} {data.get('operator', ''):<12} {stages}"
+        try:
+            data = Manifest.load(run_dir).data
+        except EvidenceError as exc:  # one damaged manifest does not hide the other runs
+            unreadable.append(exc.message)
+            print(f"{run_dir.parent.name:<8} {run_dir.name:<26} {'unreadable':<17}")
+            continue
+        stages = " ".join(
+            f"{s.get('name')}:{s.get('status')}"
+            for s in data.get("stages", [])
+            if isinstance(s, dict)
         )
+        print(
+            f"{data.get('env', run_dir.parent.name):<8} {data.get('run_id', run_dir.name):<26} "
+            f"{data.get('status', '?'):<17} {data.get('operator', ''):<12} {stages}"
+        )
+    for message in unreadable:
+        print(f"runbook: {message}", file=sys.stderr)
+    if unreadable:
+        print("  -> runbook verify <that run folder> says what changed", file=sys.stderr)
+        return EXIT_EVIDENCE
     return 0
 
 
@@ -194,6 +279,14 @@ def _env_name(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _run_id(text: str) -> str:
+    """``--run-id`` / ``--resume``: a folder name in outputs/<env>/, never a path."""
+    try:
+        return check_run_id(text)
+    except RunbookError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line: one sub-command per verb."""
     parser = argparse.ArgumentParser(prog="runbook", description=__doc__.splitlines()[0])
@@ -209,10 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--stages", help="comma-separated subset, e.g. trial,full_load (default: all but rollback)"
     )
-    run.add_argument("--run-id", help="re-run the named stages into this existing run folder")
+    run.add_argument(
+        "--run-id", type=_run_id, help="re-run the named stages into this existing run folder"
+    )
     run.add_argument(
         "--resume",
         metavar="RUN_ID",
+        type=_run_id,
         help="continue a failed or killed run at its unfinished stage (and chunk)",
     )
     run.set_defaults(handler=_run)
@@ -251,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
         "rollback", help="restore the target to its state before a run's load"
     )
     rollback.add_argument("--env", required=True, type=_env_name)
-    rollback.add_argument("--run-id", required=True)
+    rollback.add_argument("--run-id", required=True, type=_run_id)
     rollback.set_defaults(handler=_rollback)
 
     approve = commands.add_parser(
@@ -259,16 +355,46 @@ def build_parser() -> argparse.ArgumentParser:
         help="approve a run's trial evidence and mapping spec (needed where requires_approval)",
     )
     approve.add_argument("--env", required=True, type=_env_name)
-    approve.add_argument("--run-id", required=True)
+    approve.add_argument("--run-id", required=True, type=_run_id)
     approve.add_argument("--operator", required=True, help="who approves (recorded by name)")
+    approve.add_argument(
+        "--for",
+        dest="approves",
+        choices=("trial", "cut-over"),
+        default="trial",
+        help="trial (opens the full load and rollback; default) or cut-over (bound to validation)",
+    )
     approve.set_defaults(handler=_approve)
 
     verify = commands.add_parser(
-        "verify", help="re-hash a run's evidence and check the ledger chain (exit 3 if changed)"
+        "verify",
+        help="re-hash a run's evidence, check the ledger chain and its signatures (exit 3 if changed)",
     )
-    verify.add_argument("run_dir", metavar="RUN_DIR", help="outputs/<env>/<run_id>")
+    verify.add_argument(
+        "run_dir",
+        metavar="RUN_DIR",
+        nargs="?",
+        help="outputs/<env>/<run_id> (default with --env: the newest)",
+    )
+    verify.add_argument(
+        "--env", type=_env_name, help="the environment: its params say whether a key signs it"
+    )
+    verify.add_argument(
+        "--fingerprint", help="the signing key's fingerprint from the change record (ed25519:...)"
+    )
+    verify.add_argument(
+        "--against-target",
+        action="store_true",
+        help="also compare the ledger with its anchor in the target database (needs --env)",
+    )
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     verify.set_defaults(handler=_verify)
+
+    keygen = commands.add_parser(
+        "keygen",
+        help="print a new Ed25519 signing key pair (private key on stdout, for your secret store)",
+    )
+    keygen.set_defaults(handler=_keygen)
 
     report = commands.add_parser("report", help="(re)write a run's index.html")
     report.add_argument("run_dir", metavar="RUN_DIR", help="outputs/<env>/<run_id>")

@@ -99,6 +99,12 @@ class ApprovalRequiredError(RunbookError):
     exit_code = EXIT_FAILED
 
 
+class RoleRefusedError(RunbookError):
+    """The person is not in the role params give for what they asked (roles:); nothing written."""
+
+    exit_code = EXIT_FAILED
+
+
 class RollbackOrderError(RunbookError):
     """A rollback would delete what later runs loaded into the target; nothing was changed."""
 
@@ -139,6 +145,28 @@ class EvidenceError(RunbookError):
     exit_code = EXIT_EVIDENCE
 
 
+class EvidenceWriteError(EvidenceError):
+    """Evidence cannot be written (disk full, read-only folder): ``folder`` and ``free_bytes``.
+
+    Raised at the one place evidence bytes are written, after undoing the partial write: the
+    manifest and the ledger stay as last recorded, so the run can be resumed once space is back.
+    """
+
+    def __init__(
+        self, message: str, *, folder: str, free_bytes: int | None, hint: str | None = None
+    ) -> None:
+        self.folder = folder
+        self.free_bytes = free_bytes
+        super().__init__(message, hint=hint)
+
+
+class SigningKeyError(RunbookError):
+    """The signing key the params name is unset, unreadable, or not the key the evidence is signed with.
+
+    Nothing was written (exit 2): set the variable to the private key from the secret store.
+    """
+
+
 class TransformError(ValueError):
     """A value cannot be transformed; ``rule`` names the quarantine rule it falls under."""
 
@@ -159,7 +187,11 @@ class RowRejected(Exception):
 
 
 class ExpressionError(ValueError):
-    """A check's expression that is not arithmetic over column names (the spec check names it)."""
+    """A spec's expression that is not what it may be (the mapping check names it by YAML path).
+
+    A check's expression that is not arithmetic over column names; a filter that is not a
+    predicate on its own table's columns.
+    """
 
 
 class UnsupportedType(Exception):
@@ -177,6 +209,7 @@ _BY_NAME: dict[str, type[RunbookError]] = {
         GateFailedError,
         ApprovalRequiredError,
         EvidenceError,
+        SigningKeyError,
     )
 }
 

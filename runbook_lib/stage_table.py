@@ -55,7 +55,12 @@ STAGES: dict[str, Stage] = {
             "full_load",
             "03_full_load.ipynb",
             glues=("snapshot", "full_load", "plan_vs_actual"),
-            reads=(("mapping", "mapping_check"), ("trial", "trial")),
+            # the classification masks the reject triage's raw rows as every other view
+            reads=(
+                ("mapping", "mapping_check"),
+                ("trial", "trial"),
+                ("assessment", "classification"),
+            ),
             approval="full load",
         ),
         Stage(

@@ -8,11 +8,29 @@ error: a ``RunbookError`` with exit code 2 naming the file and the field, never 
 
 from __future__ import annotations
 
+import sqlite3
+import uuid
+
 import pytest
+import sqlalchemy as sa
+from conftest import MARIADB_ADMIN_URL, _server_or_skip
+from helpers import runbook
 
 from runbook_lib.config.params import load_params
-from runbook_lib.errors import MappingSpecError, ParamsError
+from runbook_lib.errors import EXIT_USAGE, ConnectionConfigError, MappingSpecError, ParamsError
 from runbook_lib.mapping.model import load_spec
+from runbook_lib.run import preflight
+
+CI_FILES = ("legacy_a", "legacy_b", "crm", "target", "trial_target")
+
+
+def sqlite_files(project, names=CI_FILES) -> None:
+    """Real (tiny) SQLite files where the ci params expect them, so a pre-flight can open them."""
+    folder = project / "work" / "ci"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        with sqlite3.connect(folder / f"{name}.db") as connection:
+            connection.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY)")
 
 
 def ci_params_text(project) -> str:
@@ -25,6 +43,101 @@ def write_ci_params(project, text: str) -> None:
 
 def spec_path(project):
     return project / "params" / "mapping" / "demo.yaml"
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Pre-flight: every connection opened before the first notebook
+
+
+def test_a_missing_sqlite_source_exits_two_naming_it_and_is_not_created(project):
+    result = runbook(project, "run", "--env", "ci", timeout=120)
+
+    assert result.returncode == EXIT_USAGE, result.stderr
+    assert "connection 'legacy_a'" in result.stderr and "legacy_a.db" in result.stderr
+    assert "no such file" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (project / "outputs").exists()
+    assert not (project / "work" / "ci" / "legacy_a.db").exists()
+
+
+def test_an_unreachable_host_exits_two_naming_the_connection_before_anything_is_written(project):
+    sqlite_files(project)
+    text = ci_params_text(project)
+    old = 'trial_target: {url: "sqlite:///work/ci/trial_target.db"}'
+    assert old in text
+    # port 1 on the loopback: nothing listens there, so the connection is refused at once
+    write_ci_params(
+        project,
+        text.replace(old, 'trial_target: {url: "postgresql+psycopg://runbook@127.0.0.1:1/x"}'),
+    )
+
+    result = runbook(project, "run", "--env", "ci", timeout=120)
+
+    assert result.returncode == EXIT_USAGE, result.stderr
+    assert "connection 'trial_target'" in result.stderr and "cannot connect" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (project / "outputs").exists()
+
+
+def test_a_spec_system_without_a_connection_in_params_is_named_before_the_run(project):
+    sqlite_files(project)
+    path = spec_path(project)
+    text = path.read_text(encoding="utf-8")
+    old = "  legacy_a: legacy_a\n"
+    assert old in text
+    path.write_text(text.replace(old, "  legacy_a: legacy_x\n", 1), encoding="utf-8")
+
+    with pytest.raises(ConnectionConfigError) as info:
+        preflight.prepare("ci", project)
+
+    message = str(info.value)
+    assert "systems.legacy_a" in message and "'legacy_x'" in message
+    assert "legacy_a, legacy_b, crm" in message
+    assert info.value.exit_code == EXIT_USAGE
+    assert not (project / "outputs").exists()
+
+
+def test_a_structurally_invalid_spec_exits_two_before_anything_is_written(project):
+    sqlite_files(project)
+    path = spec_path(project)
+    path.write_text(path.read_text(encoding="utf-8").replace("version: 1", "version: 7"))
+
+    result = runbook(project, "run", "--env", "ci", timeout=120)
+
+    assert result.returncode == EXIT_USAGE, result.stderr
+    assert "params/mapping/demo.yaml" in result.stderr and "version" in result.stderr
+    assert not (project / "outputs").exists()
+
+
+@pytest.mark.mariadb
+def test_a_wrong_password_exits_two_naming_the_connection_and_hiding_the_password(project):
+    admin = _server_or_skip(MARIADB_ADMIN_URL, "MariaDB")
+    user = f"rb_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(sa.text(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'right-Passw0rd'"))
+        connection.execute(
+            sa.text(f"CREATE USER '{user}'@'localhost' IDENTIFIED BY 'right-Passw0rd'")
+        )
+    try:
+        sqlite_files(project)
+        text = ci_params_text(project)
+        old = 'crm: {url: "sqlite:///work/ci/crm.db"}'
+        write_ci_params(project, text.replace(old, "crm: {url_env: RB_TEST_CRM_URL}"))
+        host = sa.engine.make_url(MARIADB_ADMIN_URL)
+        wrong = f"mysql+pymysql://{user}:wrong-Passw0rd@{host.host}:{host.port}/test"
+
+        result = runbook(project, "run", "--env", "ci", env={"RB_TEST_CRM_URL": wrong}, timeout=120)
+
+        assert result.returncode == EXIT_USAGE, result.stderr
+        assert "connection 'crm'" in result.stderr and "RB_TEST_CRM_URL" in result.stderr
+        assert "Access denied" in result.stderr
+        assert "wrong-Passw0rd" not in result.stderr + result.stdout
+        assert not (project / "outputs").exists()
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f"DROP USER IF EXISTS '{user}'@'%'"))
+            connection.execute(sa.text(f"DROP USER IF EXISTS '{user}'@'localhost'"))
+        admin.dispose()
 
 
 # --------------------------------------------------------------------------------------------
@@ -155,3 +268,244 @@ def test_a_query_string_without_a_secret_is_accepted(project):
         project, text.replace(old, 'legacy_a: {url: "sqlite:///work/ci/legacy_a.db?mode=ro"}')
     )
     assert load_params("ci", project_root=project).sources["legacy_a"].url.endswith("?mode=ro")
+
+
+# --------------------------------------------------------------------------------------------
+# 4. Non-UTF-8 files, bad option values, typos and SQL errors in the spec, path-like run ids,
+#    corrupted evidence and databases
+
+
+def test_a_params_file_that_is_not_utf8_is_named_with_its_line(project):
+    text = ci_params_text(project)
+    (project / "params" / "ci.yaml").write_bytes(
+        text.replace("Small embedded", "Sm\u00e4ll embedded").encode("latin-1")
+    )
+    line = text[: text.index("Small embedded")].count("\n") + 1
+
+    with pytest.raises(ParamsError) as info:
+        load_params("ci", project_root=project)
+
+    assert "params/ci.yaml" in str(info.value)
+    assert "not UTF-8" in str(info.value) and f"line {line}" in str(info.value)
+
+
+def test_a_spec_that_is_not_utf8_is_named_with_its_line(project):
+    path = spec_path(project)
+    text = path.read_text(encoding="utf-8")
+    assert "\u2192" in text  # the shipped spec has arrows in its comments: not Latin-1
+    path.write_bytes(text.replace("demo-ecommerce-merge", "d\u00e9mo").encode("cp1252", "replace"))
+
+    with pytest.raises(MappingSpecError) as info:
+        load_spec(path)
+
+    (where, message), *_ = info.value.problems
+    assert where == "(file)" and "not UTF-8" in message and "line " in message
+    assert "demo.yaml" in str(info.value)
+
+
+def shipped_spec(project) -> dict:
+    import yaml
+
+    return yaml.safe_load(spec_path(project).read_text(encoding="utf-8"))
+
+
+def write_spec(project, data: dict) -> None:
+    import yaml
+
+    spec_path(project).write_text(
+        yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
+
+
+@pytest.fixture(scope="module")
+def live_schemas(ci_project, ci_demo):
+    """(source inspectors by system, target inspector) of the ci demo's SQLite files."""
+    from runbook_lib.config.connections import Connections
+
+    params = load_params("ci", project_root=ci_project)
+    systems = load_spec(params.mapping_path).spec.systems
+    with Connections(params) as connections:
+        sources = {system: sa.inspect(connections.engine(name)) for system, name in systems.items()}
+        yield sources, sa.inspect(connections.engine("target"))
+
+
+def spec_problems(project, live_schemas, mutate) -> list[tuple[str, str]]:
+    from runbook_lib.mapping.check import check_spec
+
+    data = shipped_spec(project)
+    mutate(data)
+    write_spec(project, data)
+    sources, target = live_schemas
+    return check_spec(load_spec(spec_path(project)), sources, target).problems
+
+
+USERS = "targets.customers.sources.legacy_a.users"
+ITEMS = "targets.order_items.sources.legacy_a.order_items"
+CARTS = "targets.carts.sources.legacy_a.carts"
+
+
+def test_an_unknown_phone_region_is_a_spec_error_before_the_assessment_runs(project):
+    sqlite_files(project)
+    data = shipped_spec(project)
+    columns = data["targets"]["customers"]["sources"]["legacy_a.users"]["columns"]
+    columns["phone"]["transform"] = {"phone_e164": {"region": "ZZ"}}
+    write_spec(project, data)
+
+    with pytest.raises(MappingSpecError) as info:
+        preflight.prepare("ci", project)  # the pre-flight: before the first notebook
+
+    assert info.value.problems == [
+        (f"{USERS}.columns.phone.transform", "phone_e164: 'ZZ' is not a region phonenumbers knows")
+    ]
+    assert info.value.exit_code == EXIT_USAGE
+
+
+def test_a_sample_parent_typo_is_a_spec_error_naming_the_mapped_tables(project, live_schemas):
+    def mutate(data):
+        data["targets"]["order_items"]["sources"]["legacy_a.order_items"]["sample"]["parent"] = (
+            "ordrs"
+        )
+
+    problems = spec_problems(project, live_schemas, mutate)
+
+    assert len(problems) == 1, problems
+    where, message = problems[0]
+    assert where == f"{ITEMS}.sample.parent"
+    assert "'ordrs'" in message and "orders" in message
+
+
+def test_a_sample_parent_key_that_is_not_a_column_is_a_spec_error(project, live_schemas):
+    def mutate(data):
+        data["targets"]["order_items"]["sources"]["legacy_a.order_items"]["sample"][
+            "parent_key"
+        ] = "idd"
+
+    problems = spec_problems(project, live_schemas, mutate)
+
+    assert [p for p, _ in problems] == [f"{ITEMS}.sample.parent_key"]
+    assert "'idd'" in problems[0][1]
+
+
+def test_a_filter_with_an_sql_syntax_error_is_a_spec_error_at_its_yaml_path(project, live_schemas):
+    def mutate(data):
+        source = data["targets"]["carts"]["sources"]["legacy_a.carts"]
+        source["filters"][0]["exclude_where"] = "added_at < '2023-01-01' AND AND"
+
+    problems = spec_problems(project, live_schemas, mutate)
+
+    assert len(problems) == 1, problems
+    where, message = problems[0]
+    assert where == f"{CARTS}.filters.stale_carts.exclude_where"
+    assert "not a valid SQL expression" in message  # parsed before any database sees it
+
+
+def test_a_filter_naming_an_unknown_column_is_a_spec_error(project, live_schemas):
+    def mutate(data):
+        source = data["targets"]["carts"]["sources"]["legacy_a.carts"]
+        source["filters"][0]["exclude_where"] = "added_att < '2023-01-01'"
+
+    problems = spec_problems(project, live_schemas, mutate)
+
+    assert [p for p, _ in problems] == [f"{CARTS}.filters.stale_carts.exclude_where"]
+    assert "added_att" in problems[0][1]
+
+
+def test_an_on_error_typo_is_a_spec_error_naming_the_accepted_values(project):
+    data = shipped_spec(project)
+    data["targets"]["customers"]["sources"]["legacy_a.users"]["columns"]["email"]["on_error"] = (
+        "quarantaine"
+    )
+    write_spec(project, data)
+
+    with pytest.raises(MappingSpecError) as info:
+        load_spec(spec_path(project))
+
+    assert info.value.problems == [
+        (f"{USERS}.columns.email.on_error", "expected 'quarantine' or 'null'; found 'quarantaine'")
+    ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "--env", "ci", "--run-id", "/tmp/elsewhere"],
+        ["run", "--env", "ci", "--run-id", "../dev/20260101T000000Z-aaaaaa"],
+        ["run", "--env", "ci", "--resume", "../../x"],
+        ["rollback", "--env", "ci", "--run-id", "/etc"],
+        ["approve", "--env", "ci", "--run-id", "a/b", "--operator", "x"],
+    ],
+)
+def test_a_run_id_that_is_a_path_exits_two(project, args):
+    result = runbook(project, *args, timeout=60)
+
+    assert result.returncode == EXIT_USAGE, result.stderr
+    assert "not a run id" in result.stderr
+    assert "Traceback" not in result.stderr and "unexpected error" not in result.stderr
+    assert not (project / "outputs").exists()
+
+
+def test_status_names_a_corrupted_manifest_instead_of_crashing(project):
+    from runbook_lib.evidence.record import open_run
+
+    good, bad = "20260101T000000Z-aaaaaa", "20260102T000000Z-bbbbbb"
+    for run_id in (good, bad):
+        open_run(project / "outputs" / "ci" / run_id, "x", run_id=run_id, env="ci", status="passed")
+    manifest = project / "outputs" / "ci" / bad / "manifest.json"
+    manifest.write_text('{"run_id": "20260102T0', encoding="utf-8")
+
+    result = runbook(project, "status", "--env", "ci", timeout=60)
+
+    assert result.returncode == 3, result.stderr
+    assert good in result.stdout
+    assert f"outputs/ci/{bad}/manifest.json" in result.stderr and "not readable" in result.stderr
+    assert "Traceback" not in result.stderr and "unexpected error" not in result.stderr
+
+
+def test_a_resume_of_a_run_whose_manifest_is_corrupted_names_the_file(project):
+    from runbook_lib.evidence.record import open_run
+
+    run_id = "20260101T000000Z-aaaaaa"
+    open_run(project / "outputs" / "ci" / run_id, "x", run_id=run_id, env="ci", status="failed")
+    (project / "outputs" / "ci" / run_id / "manifest.json").write_bytes(b"\xff\xfe garbage")
+
+    result = runbook(project, "run", "--env", "ci", "--resume", run_id, timeout=60)
+
+    assert result.returncode == 3, result.stderr
+    assert "manifest.json" in result.stderr and "not readable" in result.stderr
+    assert "unexpected error" not in result.stderr
+
+
+def test_a_corrupted_trial_database_is_named_by_the_preflight(project):
+    sqlite_files(project)
+    (project / "work" / "ci" / "trial_target.db").write_bytes(b"this is not a database\n" * 300)
+
+    result = runbook(project, "run", "--env", "ci", timeout=120)
+
+    assert result.returncode == EXIT_USAGE, result.stderr
+    assert "connection 'trial_target'" in result.stderr and "trial_target.db" in result.stderr
+    assert "not a readable SQLite database" in result.stderr
+    assert not (project / "outputs").exists()
+
+
+def test_a_stage_opened_by_hand_does_not_create_a_missing_sqlite_source(project):
+    from helpers import ci_context
+
+    sqlite_files(project, names=("legacy_b", "crm", "target", "trial_target"))
+    context = ci_context(project)
+
+    with pytest.raises(ConnectionConfigError) as info:
+        context.source_engines()
+
+    assert "connection 'legacy_a'" in str(info.value) and "legacy_a.db" in str(info.value)
+    assert not (project / "work" / "ci" / "legacy_a.db").exists()
+
+
+def test_a_url_from_the_environment_is_shown_without_its_query_password():
+    from runbook_lib.config.connections import redact_url
+
+    url = sa.engine.make_url(
+        "postgresql+psycopg://app:pw-1@db/x?sslmode=require&password=S3cretPW-1"
+    )
+    shown = redact_url(url)
+    assert "S3cretPW-1" not in shown and "pw-1" not in shown
+    assert "sslmode=require" in shown and "password=***" in shown

@@ -41,7 +41,7 @@ def _run(project, script: str, *args: str) -> str:
 
 def test_the_load_benchmark_runs_every_contender(bench_project):
     out = _run(bench_project, "bench_load.py", "--orders", "400", "--chunk-size", "500")
-    for contender in ("copy", "toolkit", "floor", "to_sql"):
+    for contender in ("copy", "toolkit", "floor", "rows", "to_sql"):
         assert re.search(rf"^{contender}\s+\d+\.\d+\s+[\d,]+\s+[\d,]+\s+\d+ MB", out, re.M), out
     assert re.search(r"^toolkit / floor: [\d.]+x$", out, re.M), out
     assert (bench_project / "work" / "bench" / "400" / "built.json").is_file()

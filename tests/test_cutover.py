@@ -24,6 +24,7 @@ import yaml
 from helpers import RUNBOOK, runbook
 
 from runbook_lib.evidence.scraps import read_scraps
+from runbook_lib.run.watching import lab_view
 from runbook_lib.ui.watch import watch_run
 
 pytestmark = pytest.mark.notebooks
@@ -244,7 +245,149 @@ def test_watch_follows_a_load_in_another_process_and_names_a_killed_run(project)
     assert read and any(int(line.split()[2].replace(",", "")) > 0 for line in read)
     after = runbook(project, "watch", "--env", "ci", "--once").stdout
     assert "no process holds this run" in after and "--resume" in after
+    panel = lab_view("ci")  # the lab's view of the same run: the same words
+    panel.refresher.join(timeout=60)
+    assert "no process holds this run" in panel.value and "now full_load" in panel.value
     manifest = json.loads(next((project / "outputs" / "ci").glob("2*/manifest.json")).read_text())
     assert (
         manifest["status"] == "running"
     )  # watch wrote nothing: the manifest is as the kill left it
+
+
+def test_the_cutover_on_the_demo_matches_the_crosswalk_and_sets_the_counters(project):
+    """The dev/ci demo: carts get a change column and ``deletes: apply``; a user joins."""
+    from runbook_demo.build import build_demo
+
+    spec_path = project / "params" / "mapping" / "demo.yaml"
+    spec = yaml.safe_load(spec_path.read_text())
+    carts = spec["targets"]["carts"]["sources"]["legacy_a.carts"]
+    carts.update(watermark={"column": "updated_at"}, deletes="apply")
+    carts["ignore"] = {"updated_at": "change tracking only"}
+    spec_path.write_text(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False))
+    params_path = project / "params" / "ci.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    params["cutover"] = {"max_downtime": "30m", "notices": {"path": "work/ci/notices.csv"}}
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    build_demo("ci", project)
+    legacy_a = sa.create_engine(f"sqlite:///{project / 'work' / 'ci' / 'legacy_a.db'}")
+    with legacy_a.begin() as connection:
+        connection.execute(sa.text("ALTER TABLE carts ADD COLUMN updated_at TEXT"))
+        connection.execute(sa.text("UPDATE carts SET updated_at = '2024-06-01 00:00:00'"))
+    runbook(project, "run", "--env", "ci", check=True)
+    run_dir = next((project / "outputs" / "ci").glob("2*"))
+    with legacy_a.begin() as connection:
+        kept = connection.execute(
+            sa.text("SELECT id FROM carts WHERE added_at >= '2023-01-01' ORDER BY id LIMIT 2")
+        ).all()
+        (changed,), (gone,) = kept
+        connection.execute(
+            sa.text(
+                "UPDATE carts SET quantity = 7, updated_at = '2025-01-01 00:00:00' WHERE id = :i"
+            ),
+            {"i": changed},
+        )
+        connection.execute(sa.text("DELETE FROM carts WHERE id = :i"), {"i": gone})
+        newcomer = connection.execute(sa.text("SELECT max(id) + 1 FROM users")).scalar()
+        template = connection.execute(sa.text("SELECT * FROM users LIMIT 1")).mappings().one()
+        # nobody else's name, email or phone: a new customer, not a merge into one
+        row = {
+            **template,
+            "id": newcomer,
+            "full_name": "Zephyrine Quillfeather",
+            "email": f"newcomer{newcomer}@example.org",
+            "phone": None,
+        }
+        columns = ", ".join(row)
+        connection.execute(
+            sa.text(f"INSERT INTO users ({columns}) VALUES ({', '.join(':' + c for c in row)})"),
+            row,
+        )
+        emails = [e for (e,) in connection.execute(sa.text("SELECT email FROM users")) if e]
+    legacy_a.dispose()
+
+    runbook(project, "cutover", "--env", "ci", "--run-id", run_dir.name, check=True)
+    record = read_scraps(run_dir / "06_cutover.ipynb")["cutover"]
+    assert record["passed"]
+    by_source = {f"{t['source_system']}.{t['source_table']}": t for t in record["sync"]["tables"]}
+    cart_changes = by_source["legacy_a.carts"]
+    assert (cart_changes["updated"], cart_changes["deleted_applied"]) == (1, 1)
+    users = by_source["legacy_a.users"]
+    assert users["inserted"] == 1, (users["merged"], users["quarantined_by_rule"])
+    target = sa.create_engine(f"sqlite:///{project / 'work' / 'ci' / 'target.db'}")
+    with target.connect() as connection:
+        merged = connection.execute(
+            sa.text("SELECT count(*) FROM customer_xref WHERE match_rule LIKE 'match:%'")
+        ).scalar()
+        highest = connection.execute(sa.text("SELECT max(customer_id) FROM customers")).scalar()
+    target.dispose()
+    notices = record["notices"]
+    assert merged > 0 and notices["by_reason"]["merged"] == merged
+    assert stat.S_IMODE((project / "work" / "ci" / "notices.csv").stat().st_mode) == 0o600
+    counters = {(c["table"], c["column"]): c["after"] for c in record["counters"]}
+    assert counters.get(("customers", "customer_id"), highest) >= highest
+    for path in run_dir.rglob("*"):
+        if path.is_file() and path.suffix in (".ipynb", ".html", ".json", ".jsonl"):
+            text = path.read_text(errors="replace").lower()
+            assert not [e for e in emails if e.lower() in text], path.name
+
+
+def test_four_eyes_the_run_operator_cannot_approve_and_the_cutover_needs_its_own_approval(
+    hr_project,
+):
+    project, _planted, _targets, environ = hr_project
+    _prepare_for_cutover(project, {"max_downtime": "30m"})
+    params_path = project / "params" / "hr.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    params["requires_approval"] = True
+    params["roles"] = {"operators": ["hr"], "approvers": ["alice", "hr"]}
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+    refused = runbook(project, "run", "--env", "hr", env=environ)
+    assert refused.returncode == 1 and "stage full_load refused" in refused.stderr
+    run_dir = next((project / "outputs" / "hr").glob("2*"))
+    run_id = run_dir.name
+
+    def approve(who: str, *extra: str):
+        return runbook(project, "approve", "--env", "hr", "--run-id", run_id, "--operator", who,
+                       *extra, env=environ)  # fmt: skip
+
+    own = approve("hr")  # listed as an approver, but operated this run
+    assert own.returncode == 1 and "four eyes" in own.stderr
+    assert not (run_dir / "approval.json").exists()
+    stranger = approve("mallory")
+    assert stranger.returncode == 1 and "roles.approvers names alice, hr" in stranger.stderr
+    assert approve("alice").returncode == 0
+    runbook(project, "run", "--env", "hr", "--run-id", run_id, "--stages", "full_load,validation",
+            env=environ, check=True)  # fmt: skip
+
+    no_cutover_approval = runbook(
+        project, "cutover", "--env", "hr", "--run-id", run_id, env=environ
+    )
+    assert no_cutover_approval.returncode == 1
+    assert "requires an approval before the cut-over" in no_cutover_approval.stderr
+    assert "--for cut-over" in no_cutover_approval.stderr
+    assert approve("alice", "--for", "cut-over").returncode == 0
+    recorded = json.loads((run_dir / "approval-cutover.json").read_text())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    validation = next(s for s in manifest["stages"] if s["name"] == "validation")
+    assert recorded["evidence_sha256"] == validation["sha256_notebook"]
+    assert recorded["run_operators"] == ["hr"]
+
+    # validation again: new evidence, which alice has not read; the cut-over waits for her
+    runbook(project, "run", "--env", "hr", "--run-id", run_id, "--stages", "validation",
+            env=environ, check=True)  # fmt: skip
+    stale = runbook(project, "cutover", "--env", "hr", "--run-id", run_id, env=environ)
+    assert stale.returncode == 1 and "validation evidence" in stale.stderr
+    assert approve("alice", "--for", "cut-over").returncode == 0
+    runbook(project, "cutover", "--env", "hr", "--run-id", run_id, env=environ, check=True)
+    page = (run_dir / "index.html").read_text()
+    assert "approval-cutover.json" in page and "cut-over" in page
+    assert runbook(project, "verify", str(run_dir), env=environ).returncode == 0
+
+    # someone roles.operators does not name runs nothing
+    params["operator"] = "dave"
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    before = sorted(p.name for p in (project / "outputs" / "hr").iterdir())
+    outsider = runbook(project, "run", "--env", "hr", env=environ)
+    assert outsider.returncode == 1 and "dave is not an operator of env hr" in outsider.stderr
+    assert sorted(p.name for p in (project / "outputs" / "hr").iterdir()) == before

@@ -120,6 +120,10 @@ def assess_sources(
                     connection, system, table, described, formats.get((system, table)), masker
                 )
                 profiles += found
+                # what the values showed masks every later view of this table, findings first
+                masker = masker.with_columns(
+                    f"{system}.{table}", {p.column: p.classification for p in found}
+                )
                 row_counts[f"{system}.{table}"] = found[0].rows if found else 0
     findings = format_findings(profiles)
     pipelines = compile_spec(spec, columns).in_spec_order

@@ -21,7 +21,12 @@ import sqlalchemy as sa
 
 from runbook_lib.db.canonical import canonical
 from runbook_lib.db.type_rules import type_family
-from runbook_lib.privacy.classification import CATEGORIES, is_person_table
+from runbook_lib.privacy.classification import (
+    CATEGORIES,
+    SAMPLE_SIZE,
+    classify_values,
+    is_person_table,
+)
 from runbook_lib.privacy.masking import EvidenceMasker
 
 # Candidate formats for date-like text the spec does not parse; the spec's own come first.
@@ -42,7 +47,7 @@ COMMON_DATE_FORMATS = (
 MAX_SHAPES = 25  # more shapes than this: free text, no formats listed
 TOP_VALUES = 5
 # Shapes would spell these out; their quality shows as findings instead.
-_NO_SHAPES = {"name", "email", "address", "credential"}
+_NO_SHAPES = {"name", "email", "address", "credential", "company", "contact_text", "username"}
 
 
 @dataclass(frozen=True)
@@ -89,12 +94,17 @@ def profile_table(
 ) -> list[ColumnProfile]:
     """Profile every column of ``table``; ``date_formats`` are the spec's formats per column.
 
-    ``masker`` classifies each column and masks the values a profile shows (min, max, top values).
+    ``masker`` classifies each column and masks the values a profile shows (min, max, top values);
+    a text column it does not know and whose name says nothing is classified from a sample of
+    its values (``classify_values``).
     """
     masker = masker or EvidenceMasker()
     where = f"{system}.{table}"
     source = sa.table(table, *(sa.column(c["name"]) for c in columns))
     families = {c["name"]: type_family(c["type"]) for c in columns}
+    masker = masker.with_columns(
+        where, classify_by_values(connection, source, families, masker, where)
+    )
     aggregates: list[sa.ColumnElement] = [sa.func.count().label("rows")]
     for c in columns:
         col = source.c[c["name"]]
@@ -154,6 +164,30 @@ def profile_table(
             )
         )
     return profiles
+
+
+def classify_by_values(
+    connection: sa.Connection,
+    source: sa.TableClause,
+    families: dict[str, str],
+    masker: EvidenceMasker,
+    where: str,
+) -> dict[str, str]:
+    """Text columns that neither the masker nor their name classify, classified by their values."""
+    found = {}
+    for name, family in families.items():
+        if family != "text" or masker.known(where, name) is not None:
+            continue
+        if masker.classification(where, name) != "other":
+            continue
+        col = source.c[name]
+        sample = connection.execute(
+            sa.select(col).where(col.is_not(None)).distinct().limit(SAMPLE_SIZE)
+        ).scalars()
+        kind = classify_values(sample)
+        if kind is not None:
+            found[name] = kind
+    return found
 
 
 def shape_of(column: sa.ColumnElement) -> sa.ColumnElement:

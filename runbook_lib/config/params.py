@@ -72,7 +72,7 @@ class ConnectionParams(_Strict):
 
 
 # query keys that carry a secret, whatever the driver calls it (password, passwd, PGPASSWORD, ...)
-_SECRET_QUERY_KEY = re.compile(r"pass|pwd|secret|token|api_?key|credential", re.IGNORECASE)
+SECRET_QUERY_KEY = re.compile(r"pass|pwd|secret|token|api_?key|credential", re.IGNORECASE)
 _PASSWORD_IN_TEXT = re.compile(r"[a-zA-Z][\w+.-]*://[^:/@\s]*:[^@/\s]+@")
 
 
@@ -81,7 +81,7 @@ def _secret_in_url(url: str, parsed) -> str | None:
     if parsed.password:
         return "user:password@"
     for key, value in parsed.query.items():
-        if _SECRET_QUERY_KEY.search(key):
+        if SECRET_QUERY_KEY.search(key):
             return f"query parameter {key!r}"
         values = [value] if isinstance(value, str) else list(value)
         if any(_PASSWORD_IN_TEXT.search(v) for v in values):
@@ -217,6 +217,16 @@ class RolesParams(_Strict):
     approvers: list[str] = []
 
 
+class EvidenceParams(_Strict):
+    """How the evidence resists an insider: the NAME of the variable holding the signing key."""
+
+    signing_key_env: Annotated[str, Field(pattern=ENV_VAR_NAME)] | None = Field(
+        default=None,
+        description="environment variable holding the Ed25519 private key (runbook keygen); "
+        "the key itself never in a file of the project",
+    )
+
+
 class RunbookParams(_Strict):
     """Everything one environment's run needs; secrets only by environment variable name."""
 
@@ -237,6 +247,7 @@ class RunbookParams(_Strict):
     gates: GateParams = GateParams()
     cutover: CutoverParams = CutoverParams()
     roles: RolesParams = RolesParams()
+    evidence: EvidenceParams = EvidenceParams()
 
     @field_validator("sources")
     @classmethod

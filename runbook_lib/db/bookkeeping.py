@@ -1,10 +1,10 @@
 """The toolkit's own tables in a target, declared in one place.
 
-Rejects, checkpoints, snapshots (and the id counters before them), suspended foreign keys and
-pending self-references share one ``MetaData``, so the trial's scratch target, rollback and
-validation name them from one place. Each is created on first use inside the target it
+Rejects, checkpoints, snapshots (and the id counters before them), suspended foreign keys,
+pending self-references and the evidence ledger's anchor share one ``MetaData``, so the trial's
+scratch target, rollback and validation name them from one place. Each is created on first use inside the target it
 describes; the modules that read and write them are ``load.quarantine``, ``load.checkpoints``,
-``load.backup``, ``load.foreign_keys`` and ``load.self_references``.
+``load.backup``, ``load.foreign_keys``, ``load.self_references`` and ``evidence.anchor``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ SNAPSHOTS_TABLE = "runbook_snapshots"
 SUSPENDED_TABLE = "runbook_suspended_keys"
 PENDING_REFERENCES_TABLE = "runbook_pending_references"
 COUNTERS_TABLE = "runbook_counters"
+LEDGER_TABLE = "runbook_ledger"
 PARTITIONS_TABLE = "runbook_partitions"
 
 rejects = sa.Table(
@@ -129,6 +130,26 @@ counters_before = sa.Table(
     sa.Column("column_name", sa.String(64), primary_key=True),
     sa.Column("value", sa.BigInteger),
     sa.Column("is_called", sa.Boolean, nullable=False),
+    mysql_charset="utf8mb4",
+)
+
+
+# Every line of an environment's evidence ledger (outputs/<env>/ledger.jsonl), recorded by the seal
+# that wrote it: an anchor outside outputs/, so cutting or re-sealing the files without database
+# access no longer matches (see evidence.anchor). ``facts``: JSON of what the manifest then said
+# (each stage's status and notebook sha256, params and spec sha256, the approval's sha256).
+ledger_anchor = sa.Table(
+    LEDGER_TABLE,
+    BOOKKEEPING,
+    sa.Column("env", sa.String(32), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("manifest_sha256", sa.String(64), nullable=False),
+    sa.Column("entry_sha256", sa.String(64), nullable=False),
+    sa.Column("signer", sa.String(64)),
+    sa.Column("facts", sa.Text),
+    sa.Column("anchored_at", sa.String(32), nullable=False),
     mysql_charset="utf8mb4",
 )
 

@@ -545,20 +545,26 @@ def _cutover(scraps: dict) -> str:
 
 
 def _approval(data: dict) -> str:
-    approval = data.get("approval")
     required = (data.get("params") or {}).get("requires_approval")
-    if not approval:
+    recorded = [a for a in (data.get("approval"), data.get("approval_cutover")) if a]
+    if not recorded:
         note = "required by the parameters; none recorded" if required else "not required"
         return f'<section id="approval"><h2>Approval</h2><p>{note}.</p></section>'
+    rows = "".join(
+        f"<tr><td>{_text(a.get('approves', 'trial'))}</td><td>{_text(a.get('approved_by'))}</td>"
+        f"<td>{_text(a.get('approved_at'))}</td>"
+        f"<td>{_text(a.get('evidence_notebook'))}{_sha(a.get('evidence_sha256'))}</td>"
+        f"<td>{_sha(a.get('mapping_spec_sha256'))}</td><td>{_sha(a.get('params_sha256'))}</td>"
+        f'<td><a href="{escape(a.get("file", ""))}">{_text(a.get("file"))}</a>'
+        f"{_sha(a.get('sha256'))}</td></tr>"
+        for a in recorded
+    )
     return (
-        '<section id="approval"><h2>Approval</h2><table class="facts">'
-        f"<tr><th>Approved by</th><td>{_text(approval.get('approved_by'))}</td></tr>"
-        f"<tr><th>At (UTC)</th><td>{_text(approval.get('approved_at'))}</td></tr>"
-        f"<tr><th>Trial evidence</th><td>02_trial.ipynb{_sha(approval.get('trial_sha256'))}</td></tr>"
-        f"<tr><th>Mapping spec</th><td>{_sha(approval.get('mapping_spec_sha256'))}</td></tr>"
-        f'<tr><th>Record</th><td><a href="{escape(approval.get("file", ""))}">'
-        f"{_text(approval.get('file'))}</a>{_sha(approval.get('sha256'))}</td></tr>"
-        "</table></section>"
+        '<section id="approval"><h2>Approval</h2><p>Each approval is bound to the evidence the '
+        "approver read, the mapping spec and the params; nobody who operated the run may approve it."
+        '</p><table class="grid"><tr><th>approves</th><th>Approved by</th><th>at (UTC)</th>'
+        "<th>evidence</th><th>mapping spec</th><th>params</th><th>record</th></tr>"
+        f"{rows}</table></section>"
     )
 
 
@@ -615,8 +621,27 @@ def _integrity(data: dict) -> str:
         f"<code>../{escape(chain.get('ledger', 'ledger.jsonl'))}</code>; this page is listed in the "
         "manifest too (as <code>report</code>), so editing any file here fails "
         "<code>runbook verify</code>.</p>"
+        f"{_signing(data.get('signing'))}"
         f'<table class="grid"><tr><th>artifact</th><th>sha256</th></tr>{artifacts}</table>'
         "</section>"
+    )
+
+
+def _signing(signing: dict | None) -> str:
+    """Who can vouch for this evidence: the signing key, or plainly nobody beyond the files."""
+    if signing and signing.get("fingerprint"):
+        return (
+            '<p id="signing">Signed: every ledger line is signed with the Ed25519 key '
+            f"<code>{escape(signing['fingerprint'])}</code> (private key from "
+            f"<code>{escape(str(signing.get('key_env')))}</code>, never stored here); "
+            "<code>runbook verify --fingerprint</code> checks each signature.</p>"
+        )
+    return (
+        '<p id="signing" class="warning"><strong>Not signed.</strong> This evidence is '
+        "tamper-evident only against accidents, not against an insider: anyone who can write "
+        "<code>outputs/</code> can rewrite an artifact, its manifest and a matching ledger line. "
+        "A signing key (params <code>evidence.signing_key_env</code>) and "
+        "<code>runbook verify --against-target</code> close that gap.</p>"
     )
 
 

@@ -11,6 +11,12 @@ any byte of a line, or removing one, breaks the line itself or the next one. Whe
 manifest's ``chain`` names the previous run of the environment and the ledger line (``seq`` and
 manifest sha256) of that run's manifest at that moment: removing a run from the middle breaks the
 chain even where the ledger is intact.
+
+Where params configure a signing key (``evidence.signing_key_env``), each line also carries the
+public key (``key``, inside what ``entry_sha256`` covers) and an Ed25519 signature of its
+``entry_sha256`` (``sig``); ``signature_problems`` says which lines are unsigned, wrongly signed
+or signed by another key. Once a ledger holds a signed line, ``seal`` refuses to append without
+the key: a ledger never silently goes back to unsigned.
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from runbook_lib.errors import EvidenceError
-from runbook_lib.evidence.run_folder import MANIFEST, Manifest, sha256_file, utc_now
+from runbook_lib.errors import EvidenceError, SigningKeyError
+from runbook_lib.evidence import signing
+from runbook_lib.evidence.run_folder import MANIFEST, Manifest, sha256_file, utc_now, writing
 
 LEDGER = "ledger.jsonl"
 GENESIS = "0" * 64
@@ -42,9 +50,16 @@ class Entry:
     manifest_sha256: str
     prev: str
     entry_sha256: str
+    key: str | None = None  # the signer's public key (base64), where the line is signed
+    sig: str | None = None  # Ed25519 signature of entry_sha256
 
     def line(self) -> str:
-        return canonical_json(asdict(self))
+        return canonical_json({k: v for k, v in asdict(self).items() if v is not None})
+
+    @property
+    def signer(self) -> str | None:
+        """The fingerprint of the key that signed this line, if any."""
+        return signing.fingerprint(self.key) if self.key else None
 
 
 def canonical_json(data: dict) -> str:
@@ -53,7 +68,7 @@ def canonical_json(data: dict) -> str:
 
 
 def _entry_hash(fields: dict) -> str:
-    body = {k: v for k, v in fields.items() if k != "entry_sha256"}
+    body = {k: v for k, v in fields.items() if k not in ("entry_sha256", "sig") and v is not None}
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
@@ -112,8 +127,10 @@ def latest(entries: list[Entry], run_id: str) -> Entry | None:
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on the ledger itself (created empty if new) while appending."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("ab") as handle:
+    with writing(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("ab")
+    with handle:
         try:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX: one writer at a time by convention
@@ -127,26 +144,45 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def seal(
-    manifest: Manifest, event: str, detail: str = "", *, opening: bool = False
+    manifest: Manifest,
+    event: str,
+    detail: str = "",
+    *,
+    opening: bool = False,
+    signer: signing.Signer | None = None,
+    anchor: Any = None,
 ) -> Entry | None:
     """Save ``manifest`` and append its hash to the ledger (no line when nothing changed).
 
     Write-ahead: the new version is written to ``manifest.tmp``, its line appended, and only then
     does it replace ``manifest.json``; ``recover`` finishes a seal a crash cut between the two.
     ``opening`` links a new run to the previous run of its environment first. Refuses to append to
-    a damaged ledger: new evidence must not be chained to a broken history.
+    a damaged ledger: new evidence must not be chained to a broken history. ``signer`` signs the
+    line; without one, a ledger already signed (or a manifest that names a key) is refused.
+    ``anchor`` (``evidence.anchor.Anchor``) records the line in the target database first; a
+    manifest that names an anchor is refused without one.
     """
     path = ledger_path(manifest.run_dir)
     with _locked(path):
         entries, problems = read(path)
-        _refuse_damaged(path, problems)
+        _refuse_damaged(path, [*problems, *signature_problems(entries).problems])
         if opening:
             manifest.data["chain"] = _link(entries, manifest.data["run_id"])
-        digest = sha256_file(manifest.write_pending())
+        try:
+            digest = sha256_file(manifest.write_pending())
+        except BaseException:
+            manifest.pending_path.unlink(missing_ok=True)
+            raise
         last = latest(entries, manifest.data["run_id"])
         if last is not None and last.manifest_sha256 == digest:
             manifest.commit_pending()
             return None
+        try:
+            _refuse_unsigned(path, entries, manifest, signer)
+            _refuse_unanchored(manifest, anchor)
+        except (SigningKeyError, EvidenceError):
+            manifest.pending_path.unlink(missing_ok=True)
+            raise
         fields = {
             "seq": len(entries) + 1,
             "at": utc_now(),
@@ -156,13 +192,42 @@ def seal(
             "manifest_sha256": digest,
             "prev": entries[-1].entry_sha256 if entries else GENESIS,
         }
-        entry = Entry(**fields, entry_sha256=_entry_hash(fields))
-        with path.open("ab") as handle:
-            handle.write(entry.line().encode("utf-8") + b"\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        if signer is not None:
+            fields["key"] = signer.public_key
+        digest = _entry_hash(fields)
+        sig = signer.sign(digest) if signer is not None else None
+        entry = Entry(**fields, entry_sha256=digest, sig=sig)
+        anchored = False
+        try:
+            if anchor is not None:
+                anchor.append(entries, entry, manifest.data)  # committed before the line
+                anchored = True
+            append_line(path, entry.line().encode("utf-8") + b"\n")
+        except BaseException:
+            manifest.pending_path.unlink(missing_ok=True)  # not recorded: manifest.json stands
+            if anchored:  # the line never reached the file (a full disk): nor does its anchor
+                anchor.retract(entry)
+            raise
         manifest.commit_pending()
         return entry
+
+
+def append_line(path: Path, line: bytes) -> None:
+    """Append one ledger line whole, or not at all: a failed write is cut back off the file."""
+    with writing(path.parent), path.open("ab") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        try:
+            _write(handle, line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        except BaseException:
+            handle.truncate(size)  # a half-written line would damage the whole ledger
+            raise
+
+
+def _write(handle, data: bytes) -> None:
+    """The ledger's write of bytes (one place, where a full disk shows)."""
+    handle.write(data)
 
 
 def recover(run_dir: Path) -> bool:
@@ -182,7 +247,8 @@ def recover(run_dir: Path) -> bool:
 def require_sound(env_dir: Path) -> None:
     """Refuse to start a run whose evidence would be chained to a damaged ledger."""
     path = env_dir / LEDGER
-    _refuse_damaged(path, read(path)[1])
+    entries, problems = read(path)
+    _refuse_damaged(path, [*problems, *signature_problems(entries).problems])
 
 
 def _refuse_damaged(path: Path, problems: list[LedgerProblem]) -> None:
@@ -192,6 +258,93 @@ def _refuse_damaged(path: Path, problems: list[LedgerProblem]) -> None:
             f"{path} line {first.line}: {first.message}; nothing was recorded",
             hint="runbook verify <a run folder of this env> lists every problem; investigate first",
         )
+
+
+def _refuse_unanchored(manifest: Manifest, anchor: Any) -> None:
+    named = manifest.data.get("anchor")
+    if anchor is None and named:
+        raise EvidenceError(
+            f"run {manifest.data.get('run_id')} is anchored in {named.get('in')} and this seal has "
+            "no access to it: nothing was recorded",
+            hint="record evidence from the project, with the target reachable",
+        )
+
+
+def _refuse_unsigned(
+    path: Path, entries: list[Entry], manifest: Manifest, signer: signing.Signer | None
+) -> None:
+    """A signed ledger is only ever extended by its own key (a line without it would be forged)."""
+    named = (manifest.data.get("signing") or {}).get("fingerprint")
+    signed = next((e for e in reversed(entries) if e.key), None)
+    if signer is None:
+        if named or signed:
+            key = named or signed.signer
+            raise SigningKeyError(
+                f"the evidence of {path.parent.name} is signed (key {key}), and no signing key "
+                "was given: nothing was recorded",
+                hint="set params evidence.signing_key_env and export that variable from your "
+                "secret store",
+            )
+        return
+    if signed is not None and signed.signer != signer.fingerprint:
+        raise SigningKeyError(
+            f"{path} is signed by key {signed.signer} (line {signed.seq}); the key given is "
+            f"{signer.fingerprint} ({signer.key_env}): nothing was recorded",
+            hint=f"export the environment's own private key as {signer.key_env}",
+        )
+
+
+@dataclass(frozen=True)
+class Signatures:
+    """Who signed an environment's ledger, and which lines do not hold up."""
+
+    signers: tuple[str, ...]  # fingerprints, in order of first use
+    signed: int
+    unsigned: int
+    problems: tuple[LedgerProblem, ...]
+
+    @property
+    def fingerprint(self) -> str | None:
+        return self.signers[0] if self.signers else None
+
+
+def signature_problems(entries: list[Entry], trusted: str | None = None) -> Signatures:
+    """Check every line's signature; ``trusted`` is the fingerprint the auditor expects.
+
+    Without ``trusted``, the key of the first signed line is the environment's key. A line is a
+    problem when its signature does not verify, when another key signed it, or when it is
+    unsigned after the ledger's first signed line (appended without the key). Unsigned lines before
+    the first signed one were recorded before a key was configured: counted, not refused.
+    """
+    first = next((e for e in entries if e.key), None)
+    expected = trusted or (first.signer if first else None)
+    problems: list[LedgerProblem] = []
+    signers: list[str] = []
+    signed = unsigned = 0
+    for number, entry in enumerate(entries, start=1):
+        if not entry.key:
+            unsigned += 1
+            if first is not None and entry.seq > first.seq:
+                problems.append(
+                    LedgerProblem(
+                        number,
+                        f"unsigned, though the ledger is signed from line {first.seq} by "
+                        f"{first.signer}: appended without the key",
+                    )
+                )
+            continue
+        signed += 1
+        if entry.signer not in signers:
+            signers.append(entry.signer)
+        if not entry.sig or not signing.signature_valid(entry.key, entry.entry_sha256, entry.sig):
+            problems.append(LedgerProblem(number, "its signature does not verify: wrongly signed"))
+        elif entry.signer != expected:
+            problems.append(
+                LedgerProblem(number, f"signed by key {entry.signer}, not by {expected}")
+            )
+    if trusted and first is None and entries:
+        problems.append(LedgerProblem(1, f"no line is signed, {trusted} was expected"))
+    return Signatures(tuple(signers), signed, unsigned, tuple(problems))
 
 
 def _link(entries: list[Entry], run_id: str) -> dict:

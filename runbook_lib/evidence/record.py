@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from runbook_lib.errors import RunbookError
+from runbook_lib.errors import EvidenceWriteError, RunbookError
 from runbook_lib.evidence import index_page, ledger
 from runbook_lib.evidence.run_folder import (
     ATTEMPT_FIELDS,
@@ -25,26 +25,49 @@ from runbook_lib.evidence.run_folder import (
     attempt_name,
     sha256_file,
     utc_now,
+    writing,
 )
+from runbook_lib.evidence.trust import Trust
 from runbook_lib.evidence.verify import require_intact
 from runbook_lib.privacy.scrub import scrub_error
 
 
-def open_run(run_dir: Path, detail: str, **fields: Any) -> Manifest:
+def open_run(run_dir: Path, detail: str, *, trust: Trust | None = None, **fields: Any) -> Manifest:
     """Create a run folder with its manifest, linked to the env's previous run, and seal it.
 
     Refuses when the environment's ledger is damaged: new evidence must not be chained to a
     broken history.
     """
+    trust = trust or Trust()
     ledger.require_sound(run_dir.parent)
-    manifest = Manifest.create(run_dir, **fields)
-    ledger.seal(manifest, "open", detail, opening=True)
+    manifest = Manifest.create(run_dir, **fields, **trust.manifest_fields())
+    try:
+        _seal(manifest, "open", detail, trust, opening=True)
+    except EvidenceWriteError:
+        # never recorded: no run folder is left for verify to find outside the ledger
+        if not (run_dir / MANIFEST).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return manifest
+
+
+def _seal(
+    manifest: Manifest, event: str, detail: str, trust: Trust | None, *, opening: bool = False
+) -> ledger.Entry | None:
+    trust = trust or Trust()
+    return ledger.seal(
+        manifest, event, detail, opening=opening, signer=trust.signer, anchor=trust.anchor
+    )
 
 
 @contextmanager
 def change_run(
-    run_dir: Path, event: str, detail: str = "", *, report: bool = False
+    run_dir: Path,
+    event: str,
+    detail: str = "",
+    *,
+    report: bool = False,
+    trust: Trust | None = None,
 ) -> Iterator[Manifest]:
     """Change a run's manifest: proven intact first, the report rewritten if asked, then sealed.
 
@@ -57,10 +80,10 @@ def change_run(
     yield manifest
     if report:
         attach_report(manifest)
-    ledger.seal(manifest, event, detail)
+    _seal(manifest, event, detail, trust)
 
 
-def keep_attempt(run_dir: Path, stage: str) -> dict[str, Any] | None:
+def keep_attempt(run_dir: Path, stage: str, trust: Trust | None = None) -> dict[str, Any] | None:
     """Before ``stage`` runs again in this run: keep its recorded attempt, then seal.
 
     The attempt's notebook and HTML, proven intact, are copied to their attempt names
@@ -79,7 +102,7 @@ def keep_attempt(run_dir: Path, stage: str) -> dict[str, Any] | None:
     detail = f"{stage} attempt {number} kept"
     if recorded.get("status") != "running":
         detail += f" as {attempt_name(recorded['notebook'], number)}"
-    with change_run(run_dir, "attempt", detail) as manifest:
+    with change_run(run_dir, "attempt", detail, trust=trust) as manifest:
         entry = manifest.stage(stage)
         if entry.get("status") == "running":
             kept = {
@@ -93,7 +116,8 @@ def keep_attempt(run_dir: Path, stage: str) -> dict[str, Any] | None:
             for kind in ("notebook", "html"):
                 if f"sha256_{kind}" in entry:
                     name = attempt_name(entry[kind], number)
-                    shutil.copyfile(run_dir / entry[kind], run_dir / name)
+                    with writing(run_dir):
+                        shutil.copyfile(run_dir / entry[kind], run_dir / name)
                     kept |= {kind: name, f"sha256_{kind}": sha256_file(run_dir / name)}
         manifest.data["stages"] = [
             {
@@ -128,11 +152,11 @@ def attach_report(manifest: Manifest, secrets: frozenset[str] | None = None) -> 
     return None
 
 
-def rewrite_report(run_dir: Path) -> tuple[Path, ledger.Entry | None]:
+def rewrite_report(run_dir: Path, trust: Trust | None = None) -> tuple[Path, ledger.Entry | None]:
     """``runbook report``: rewrite an intact run's page; the ledger line if its bytes changed."""
     if not (run_dir / MANIFEST).is_file():
         raise RunbookError(f"no run folder {run_dir}", hint="runbook report outputs/<env>/<run_id>")
     require_intact(run_dir)
     manifest = Manifest.load(run_dir)
     path = index_page.attach_report(manifest)
-    return path, ledger.seal(manifest, "report")
+    return path, _seal(manifest, "report", "", trust)

@@ -8,20 +8,32 @@ Needs nothing but the ``outputs/<env>/`` folder: an auditor can verify a copy. I
   and its ``chain`` names the run opened before it with a manifest version the ledger recorded;
 * every run folder on disk is in the ledger, the verified one included.
 
-A problem names the file. Passing proves the evidence is as it was recorded, not who recorded it:
-anyone able to rewrite the whole ledger could forge it, so keep the ledger head printed here in
-the change record (outside this folder).
+* with ``anchored`` (``runbook verify --env ENV --against-target`` reads it from the target's
+  ``runbook_ledger``): every anchored line still in the file ledger, unchanged, and no file line
+  past the anchor's head;
+* the signatures (where the ledger is signed): every line signed, by one key, and each
+  signature valid; an unsigned line after the first signed one was appended without the key.
+
+A problem names the file. Without a signing key, passing proves the evidence is as it was
+recorded, not who recorded it: anyone able to write ``outputs/`` could rewrite an artifact, its
+manifest and the ledger, and ``verify`` says so plainly. With a key, keep its fingerprint (and
+the ledger head printed here) in the change record, outside this folder.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runbook_lib.errors import EvidenceError
-from runbook_lib.evidence import ledger
+from runbook_lib.evidence import ledger, signing
 from runbook_lib.evidence.ledger import LEDGER
 from runbook_lib.evidence.run_folder import MANIFEST, Manifest, sha256_file
+
+if TYPE_CHECKING:
+    from runbook_lib.evidence.anchor import AnchoredLine
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,28 @@ class Verification:
     ledger_head: str | None
     manifest_seq: int | None
     problems: tuple[Problem, ...]
+    signers: tuple[str, ...] = ()  # fingerprints of the keys that signed the ledger
+    signed_lines: int = 0
+    unsigned_lines: int = 0
+    anchored_lines: int | None = None  # None: not checked against the target
+
+    @property
+    def signed(self) -> bool:
+        return bool(self.signers)
+
+    def signing_text(self) -> str:
+        """What the signatures prove, in one sentence (the plain warning when there are none)."""
+        if not self.signed:
+            return signing.UNSIGNED_NOTE
+        earlier = (
+            f"; {self.unsigned_lines} earlier line(s) unsigned (before a key was configured)"
+            if self.unsigned_lines
+            else ""
+        )
+        return (
+            f"{self.signed_lines} ledger line(s) signed by {', '.join(self.signers)}{earlier}: "
+            "compare the fingerprint with the one in your change record"
+        )
 
     @property
     def passed(self) -> bool:
@@ -61,6 +95,17 @@ class Verification:
             "ledger_head": self.ledger_head,
             "manifest_seq": self.manifest_seq,
             "problems": [{"path": p.path, "message": p.message} for p in self.problems],
+            "signing": {
+                "signed": self.signed,
+                "signers": list(self.signers),
+                "signed_lines": self.signed_lines,
+                "unsigned_lines": self.unsigned_lines,
+                "note": self.signing_text(),
+            },
+            "anchor": {
+                "checked": self.anchored_lines is not None,
+                "anchored_lines": self.anchored_lines,
+            },
         }
 
     def render(self) -> str:
@@ -69,19 +114,43 @@ class Verification:
             return (
                 f"verified run {name}: manifest = ledger line {self.manifest_seq}; "
                 f"{self.artifacts} artifacts re-hashed across {len(self.runs)} run(s) of the chain; "
-                f"ledger head {self.ledger_head} ({self.ledger_entries} lines)"
+                f"ledger head {self.ledger_head} ({self.ledger_entries} lines)\n"
+                f"{self._signing_line()}{self._anchor_line()}"
             )
         lines = [f"run {name} does NOT verify: {len(self.problems)} problem(s)"]
         lines += [f"  {problem.render()}" for problem in self.problems]
+        lines.append(self._signing_line() + self._anchor_line())
         return "\n".join(lines)
+
+    def _anchor_line(self) -> str:
+        if self.anchored_lines is None:
+            return ""
+        return f"\nanchor: {self.anchored_lines} line(s) anchored in the target" + (
+            ", every one matching the ledger" if self.passed else ""
+        )
+
+    def _signing_line(self) -> str:
+        return ("signatures: " if self.signed else "NOT SIGNED: ") + self.signing_text()
 
     def raise_if_failed(self) -> None:
         if not self.passed:
             raise EvidenceError(self.render(), hint="the evidence changed after it was recorded")
 
 
-def verify_run(run_dir: Path) -> Verification:
-    """Verify ``run_dir`` and the whole chain of its environment."""
+def verify_run(
+    run_dir: Path,
+    *,
+    trusted_key: str | None = None,
+    require_signed: bool = False,
+    anchored: Sequence[AnchoredLine] | None = None,
+) -> Verification:
+    """Verify ``run_dir`` and the whole chain of its environment.
+
+    ``trusted_key`` is the fingerprint the auditor expects every line to be signed with (without
+    it, the key of the first signed line); ``require_signed`` (params configure a key) makes a
+    ledger without any signed line a problem. ``anchored`` is the target's record of the
+    ledger (``anchor.Anchor.lines``), compared line by line.
+    """
     run_dir = Path(run_dir).resolve()
     env_dir = run_dir.parent
     shown = _Shown(env_dir)
@@ -91,6 +160,19 @@ def verify_run(run_dir: Path) -> Verification:
         problems.append(Problem(shown(path), "missing: nothing vouches for the manifests"))
     entries, damaged = ledger.read(path)
     problems += [Problem(f"{shown(path)} line {p.line}", p.message) for p in damaged]
+    signatures = ledger.signature_problems(entries, trusted_key)
+    problems += [Problem(f"{shown(path)} line {p.line}", p.message) for p in signatures.problems]
+    if require_signed and entries and not signatures.signed:
+        problems.append(
+            Problem(shown(path), "params configure a signing key, and no ledger line is signed")
+        )
+    if anchored is not None:
+        from runbook_lib.evidence.anchor import compare
+
+        problems += [
+            Problem(f"{shown(path)} line {p.line} (against the target)", p.message)
+            for p in compare(entries, anchored)
+        ]
     recorded = list(dict.fromkeys(e.run_id for e in entries))
     artifacts = 0
     for run_id in recorded:
@@ -114,6 +196,10 @@ def verify_run(run_dir: Path) -> Verification:
         ledger_head=entries[-1].entry_sha256[:16] if entries else None,
         manifest_seq=last.seq if last else None,
         problems=tuple(problems),
+        signers=signatures.signers,
+        signed_lines=signatures.signed,
+        unsigned_lines=signatures.unsigned,
+        anchored_lines=len(anchored) if anchored is not None else None,
     )
 
 
@@ -130,6 +216,7 @@ def require_intact(run_dir: Path) -> None:
     shown = _Shown(run_dir.parent)
     path = ledger.ledger_path(run_dir)
     entries, damaged = ledger.read(path)
+    damaged += ledger.signature_problems(entries).problems
     problems = [Problem(f"{shown(path)} line {p.line}", p.message) for p in damaged]
     problems += _check_run(run_dir, entries, shown, strict=False)[0]
     if problems:
@@ -174,7 +261,7 @@ def _check_run(
         )
     try:
         manifest = Manifest.load(folder)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, EvidenceError):
         return [*problems, Problem(shown(manifest_path), "not readable JSON")], 0
     if manifest.data.get("run_id") != run_id:
         problems.append(Problem(shown(manifest_path), f"names run {manifest.data.get('run_id')}"))

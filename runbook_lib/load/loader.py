@@ -8,9 +8,11 @@ the tables grow. Merge targets (customers) deduplicate on their match keys in su
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from itertools import groupby
 
@@ -24,14 +26,16 @@ from runbook_lib.db.refusals import refused_by_target
 from runbook_lib.db.writes import savepoint as open_savepoint
 from runbook_lib.db.writes import write_rows
 from runbook_lib.errors import GateFailedError, RunbookError
-from runbook_lib.load import checkpoints, foreign_keys, self_references
+from runbook_lib.load import arrow_route, checkpoints, foreign_keys, self_references
 from runbook_lib.load.merge import merge_chunk
 from runbook_lib.load.quarantine import ensure_rejects_table, write_rejects
-from runbook_lib.load.references import resolve_references
+from runbook_lib.load.references import ParentIndex, resolve_references
 from runbook_lib.mapping.columns import ColumnBatch
 from runbook_lib.mapping.compiled import CompiledSource, Reject, ordered_sources
 from runbook_lib.mapping.model import LoadedSpec
 from runbook_lib.stage_table import RowProgress
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class SourceLoadResult:
     seconds: float
     # values on_error "null" dropped in rows that were loaded, by "column:rule"
     nulled: dict[str, int] = field(default_factory=dict)
+    engine: str = "arrow"  # how it was read and transformed (``arrow_route``)
+    fallback: str | None = None  # why chunks of the Arrow route went as rows
 
     @property
     def quarantined_total(self) -> int:
@@ -74,6 +80,8 @@ class SourceLoadResult:
             "balanced": self.balanced,
             "seconds": round(self.seconds, 3),
             "nulled_by_column_rule": dict(self.nulled),
+            "engine": self.engine,
+            "engine_fallback": self.fallback,
         }
 
 
@@ -135,6 +143,9 @@ class LoadReport:
                 f"{r.loaded:>9,} {r.merged:>7,} {r.quarantined_total:>6,} {sum(r.filtered.values()):>6,}  "
                 f"{'yes' if r.balanced else 'NO'}"
             )
+        for r in self.results:
+            if r.fallback:
+                lines.append(f"{r.source_system}.{r.source_table}: not all Arrow: {r.fallback}")
         nulled = _summed(r.nulled for r in self.results)
         if nulled:
             shown = ", ".join(f"{name} {count:,}" for name, count in sorted(nulled.items()))
@@ -209,13 +220,16 @@ def load(
     sample_percent: int | None = None,
     progress: RowProgress | None = None,
     suspend_foreign_keys: bool = True,
+    engine: str = "arrow",
 ) -> LoadReport:
     """Load every source of the spec into ``target``; ``sources`` is keyed by system name.
 
     A load that this run already started (a crash, a kill, a failed gate) continues from its
     checkpoints; a target holding anybody else's data is refused. Where the dialect supports it
     (PostgreSQL), the loaded tables' foreign keys are suspended while rows stream in and
-    validated once at the end (see ``foreign_keys``).
+    validated once at the end (see ``foreign_keys``). ``engine`` is how chunks are transformed
+    (``arrow_route``): ``arrow``, by the vectorized kernels (a chunk they cannot take goes as
+    rows, logged and reported with the reason), or ``rows``, the reference route.
     """
     ensure_rejects_table(target)
     checkpoints.ensure_checkpoints_table(target)
@@ -242,6 +256,7 @@ def load(
                     chunk_size=chunk_size,
                     sample_percent=sample_percent,
                     progress=progress,
+                    engine=engine,
                 )
             if any(p.deferred_references for p in own):
                 # references into this very target, once all of its rows exist
@@ -324,7 +339,10 @@ def _load_source(
     chunk_size: int,
     sample_percent: int | None,
     progress: RowProgress | None,
+    engine: str = "arrow",
 ) -> SourceLoadResult:
+    route = arrow_route.choose(engine)
+    notes: set[str] = set()  # chunks the Arrow route left to the rows route, and why
     counts = pipeline.count(source, sample_percent=sample_percent)
     filtered = {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("filtered:")}
     with target.connect() as connection:
@@ -343,6 +361,8 @@ def _load_source(
             chunk_size,
             sample_percent,
             progress,
+            route,
+            notes,
         )
     return SourceLoadResult(
         target_table=pipeline.target_name,
@@ -355,6 +375,8 @@ def _load_source(
         filtered=filtered,
         seconds=state.seconds,
         nulled=dict(state.nulled),
+        engine=route.engine,
+        fallback="; ".join(sorted(notes)) or None,
     )
 
 
@@ -385,12 +407,16 @@ def stream_source(
     chunk_size: int,
     sample_percent: int | None,
     progress: RowProgress | None,
+    route: arrow_route.Route | None = None,
+    notes: set[str] | None = None,
     *,
     until_key: tuple | None = None,
     first_id: int | None = None,
 ) -> checkpoints.Checkpoint:
     """Load the rows after the checkpoint, one transaction per chunk, checkpoint included.
 
+    ``route`` (default: the Arrow route) transforms the chunks: as record batches through the
+    kernels, or a column at a time; ``notes`` collects why chunks left the Arrow route.
     A partition of a source (``runbook_lib.scale``) reads up to ``until_key`` (inclusive) and
     numbers its rows from ``first_id``; without them the whole source after the checkpoint is
     read and ids continue after the target's highest.
@@ -409,33 +435,27 @@ def stream_source(
     )
     if progress:  # starts the clock for the rate of this table
         progress(pipeline.label, state.rows_read, expected)
+    route = route or arrow_route.choose()
     with (
-        source.connect() as source_connection,
+        closing(arrow_route.chunks(pipeline, source, query, chunk_size, route, notes)) as chunks,
         target.connect() as lookups,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="runbook-writer") as writer,
     ):
-        result = source_connection.execute(
-            query.execution_options(stream_results=True, yield_per=chunk_size)
-        )
         pending: Future | None = None
-        for partition in result.partitions(chunk_size):
-            batch, rejects = pipeline.transform_batch(partition)
+        # a vectorized join needs the target's own key equality to be exact (MySQL/MariaDB
+        # collations ignore case and trailing spaces): there the keyed query stays
+        exact_keys = target.dialect.name in ("postgresql", "sqlite")
+        parents = ParentIndex(pipeline) if route.engine == "arrow" and exact_keys else None
+        for batch, rejects, last_key, rows_read in chunks:
             # Parents belong to earlier targets, already committed: safe to look up from here.
             begin_lookups(lookups)
-            batch = resolve_references(lookups, pipeline, metadata, batch, rejects)
+            batch = resolve_references(lookups, pipeline, metadata, batch, rejects, parents=parents)
             lookups.rollback()  # no read transaction held open between chunks
             if pending is not None:
                 state = pending.result()
                 if progress:
                     progress(pipeline.label, state.rows_read, expected)
-            pending = writer.submit(
-                write_chunk,
-                state,
-                batch,
-                rejects,
-                pipeline.key_values(partition[-1]),
-                len(partition),
-            )
+            pending = writer.submit(write_chunk, state, batch, rejects, last_key, rows_read)
         if pending is not None:
             state = pending.result()
             if progress:

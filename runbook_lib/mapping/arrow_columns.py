@@ -70,19 +70,30 @@ class RowCounts:
 class ArrowChunk:
     """A chunk's target columns (rows the mapping kept) beside the source rows they came from.
 
-    ``dropped``: by row, the ``column:rule`` of each value ``on_error: "null"`` dropped in it.
+    ``dropped``: by row, the ``column:rule`` of each value ``on_error: "null"`` dropped in it;
+    ``kept``: the positions in the input batch of the rows kept (``None``: every row).
     """
 
     source: pa.RecordBatch
     columns: pa.RecordBatch
     dropped: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    kept: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.columns.num_rows
 
-    def to_column_batch(self) -> ColumnBatch:
-        """The same chunk as Python values (what ``transform_batch`` gives)."""
-        raws = _python_rows(self.source)
+    def to_column_batch(self, rows: Sequence | None = None) -> ColumnBatch:
+        """The same chunk as Python values (what ``transform_batch`` gives).
+
+        ``rows``: the input batch's rows as the driver gave them, kept as the source rows
+        instead of converting the batch back.
+        """
+        if rows is None:
+            raws = _python_rows(self.source)
+        elif self.kept is None:
+            raws = list(rows)
+        else:
+            raws = [rows[i] for i in self.kept.tolist()]
         columns = {name: to_python(self.columns.column(name)) for name in self.columns.schema.names}
         return ColumnBatch(raws, columns, dict(self.dropped))
 
@@ -127,7 +138,10 @@ def transform_record_batch(
         for raw, index in zip(raws, order, strict=True)
     ]
     kept = pa.array(keep)
-    return ArrowChunk(batch.filter(kept), target.filter(kept), dropped), rejects
+    return (
+        ArrowChunk(batch.filter(kept), target.filter(kept), dropped, np.flatnonzero(keep)),
+        rejects,
+    )
 
 
 def run_chain(

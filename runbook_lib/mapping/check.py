@@ -4,12 +4,14 @@ Every problem is reported with its YAML path (``targets.orders.sources.legacy_a.
 amount``) and what was expected, all at once: unknown tables, columns and transforms (with the
 closest names), bad option values (each step is probed once on nulls), required target columns
 left unmapped, types that reach a column without a cast (through the transform chain), source
-columns neither mapped nor ignored, and survivorship naming what cannot merge. The same check
+columns neither mapped nor ignored, survivorship naming what cannot merge, and samples and
+filters the source cannot run (``source_checks``). The same check
 gives the coverage of every source column: what it becomes, or why it is ignored.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -35,6 +37,9 @@ from runbook_lib.mapping.model import (
     TargetMapping,
     shown_path,
 )
+from runbook_lib.mapping.predicates import predicate_problems
+from runbook_lib.mapping.source_checks import filter_problems, sample_problems
+from runbook_lib.privacy.classification import classify_column
 from runbook_lib.transforms import get_transform
 
 
@@ -102,12 +107,25 @@ def _with_type_text(inspector: sa.Inspector, columns: list[dict]) -> dict[str, d
     return found
 
 
+def classify_by_name(table: str, column: str) -> str:
+    """The classification of ``system.table``'s ``column`` from its name alone."""
+    return classify_column(table.rpartition(".")[2], column)[0]
+
+
 def check_spec(
     loaded: LoadedSpec,
     source_inspectors: dict[str, sa.Inspector],
     target_inspector: sa.Inspector,
+    *,
+    classify: Callable[[str, str], str] = classify_by_name,
 ) -> SpecCheck:
-    """Check the spec against live schemas; ``source_inspectors`` is keyed by system name."""
+    """Check the spec against live schemas; ``source_inspectors`` is keyed by system name.
+
+    ``classify`` gives the classification of a source column (``system.table``, column): the
+    assessment's, by name and values (``EvidenceMasker.classification``); by default, by name.
+    A credential column may feed the target only with ``allow_credential: <reason>``, and no
+    filter may read one.
+    """
     check = SpecCheck(loaded)
     problem = check.problems.append
     spec = loaded.spec
@@ -121,6 +139,7 @@ def check_spec(
 
     loaded_targets: list[str] = []
     mapped_source_tables: set[tuple[str, str]] = set()
+    mapped_sources = {(system, table) for _, _, system, table, _ in loaded.sources()}
     for target_name, target in spec.targets.items():
         base = f"targets.{target_name}"
         if target_name not in target_tables:
@@ -182,8 +201,15 @@ def check_spec(
                 continue
             inspector = source_inspectors[system]
             source_columns = _with_type_text(inspector, inspector.get_columns(table))
+            check.problems += sample_problems(
+                path, system, source, mapped_sources, inspector, source_tables[system]
+            )
+            credentials = {
+                name for name in source_columns if classify(source_name, name) == "credential"
+            }
             _check_source(
                 check,
+                credentials,
                 spec.targets,
                 path,
                 system,
@@ -195,6 +221,9 @@ def check_spec(
                 target_columns,
                 loaded_targets,
             )
+            # only a filter that parsed as a predicate on its own table is shown to the database
+            flagged = {where for where, _ in check.problems}
+            check.problems += filter_problems(path, table, source, inspector, skip=flagged)
         loaded_targets.append(target_name)
 
     _check_invariants(check, spec, source_inspectors, target_inspector)
@@ -210,6 +239,24 @@ def check_spec(
                         "source table is neither mapped nor ignored; map it or ignore it with a reason",
                     )
                 )
+    return check
+
+
+def check_transforms(loaded: LoadedSpec) -> SpecCheck:
+    """The part of ``check_spec`` that needs no database: every column's transform chain.
+
+    Unknown transforms, unknown or missing options and bad option values (``phone_e164``
+    region ``ZZ``), by YAML path: the pre-flight runs it, since the assessment runs the
+    transforms before the mapping stage would report them.
+    """
+    check = SpecCheck(loaded)
+    for target_name, _target, system, table, source in loaded.sources():
+        path = f"targets.{target_name}.sources.{system}.{table}"
+        for targets_text, column in source.columns.items():
+            outputs = [name.strip() for name in targets_text.split(",")]
+            _check_transforms(
+                check, f"{path}.columns.{targets_text}", column, outputs, column.steps()
+            )
     return check
 
 
@@ -277,6 +324,7 @@ def _check_ignored_table(
 
 def _check_source(
     check: SpecCheck,
+    credentials: set[str],
     spec_targets: dict[str, TargetMapping],
     path: str,
     system: str,
@@ -328,6 +376,7 @@ def _check_source(
                     )
                 )
             used.add(name)
+        _check_credentials(check, column_path, column, credentials, f"{system}.{table}")
         if column.references is not None:
             _check_reference(
                 check,
@@ -348,6 +397,8 @@ def _check_source(
         detail = (
             " → ".join([*column.inputs, *(name for name, _ in steps)]) or f"value {column.value!r}"
         )
+        if column.allow_credential:
+            detail += f" (credential allowed: {column.allow_credential.strip()})"
         target_types = ", ".join(target_columns.get(o, {}).get("type_text", "?") for o in outputs)
         for name in column.inputs:
             source_type = source_columns.get(name, {}).get("type_text", "?")
@@ -385,9 +436,18 @@ def _check_source(
     for name in source_columns:
         if name not in used:
             problem((f"{path}.columns", f"source column {name!r} is neither mapped nor ignored"))
+    dialect = next((info.get("dialect") for info in source_columns.values()), None)
     for filter_ in source.filters:
         if not filter_.reason.strip():
             problem((f"{path}.filters.{filter_.name}", "a filter needs a reason"))
+        for message in predicate_problems(
+            filter_.exclude_where,
+            table,
+            list(source_columns),
+            dialect=dialect,
+            credentials=credentials,
+        ):
+            problem((f"{path}.filters.{filter_.name}.exclude_where", message))
     if source.sample is not None and source.sample.column not in source_columns:
         problem(
             (f"{path}.sample.column", f"no column {source.sample.column!r} in {system}.{table}")
@@ -417,6 +477,29 @@ def _check_source(
             problem(
                 (f"{path}.columns", f"required target column {target_name}.{name} is not mapped")
             )
+
+
+def _check_credentials(
+    check: SpecCheck, path: str, column: ColumnMapping, credentials: set[str], source: str
+) -> None:
+    """A credential reaches the target only where the spec says why (``allow_credential``)."""
+    found = [name for name in column.inputs if name in credentials]
+    reason = (column.allow_credential or "").strip()
+    if found and not reason:
+        check.problems.append(
+            (
+                f"{path}.from",
+                f"source column(s) {', '.join(map(repr, found))} of {source} are classified "
+                "credential: a credential stays out of the target; ignore it with a reason, or "
+                "say why the target needs it (allow_credential: <reason>)",
+            )
+        )
+    elif reason and not found:
+        check.problems.append(
+            (f"{path}.allow_credential", "no credential column feeds this column; remove it")
+        )
+    elif column.allow_credential is not None and not reason:
+        check.problems.append((f"{path}.allow_credential", "allow_credential needs a reason"))
 
 
 def _check_reference(

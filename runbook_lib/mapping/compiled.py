@@ -26,6 +26,7 @@ from runbook_lib.db.lookups import key_in
 from runbook_lib.errors import RowRejected, TransformError, UnknownTransformError
 from runbook_lib.mapping.columns import ColumnBatch, ColumnResult, ColumnRunner, run_column
 from runbook_lib.mapping.model import ColumnMapping, LoadedSpec, SourceMapping, TargetMapping
+from runbook_lib.mapping.predicates import refuse_unsafe_filter
 from runbook_lib.mapping.sample import sample_clause
 from runbook_lib.transforms import Transform, get_transform
 
@@ -489,11 +490,15 @@ class CompiledSource:
     def filter_clauses(self, *, excluded: bool = False) -> list[sa.ColumnElement]:
         """Rows the named filters keep (or, with ``excluded``, one clause per filter's exclusions).
 
-        A NULL condition does not exclude: ``CASE WHEN`` turns it into "keep".
+        A NULL condition does not exclude: ``CASE WHEN`` turns it into "keep". A filter that
+        reads beyond its own table raises ``ExpressionError`` before any SQL runs.
         """
         keep = 1 if excluded else 0
         return [
-            sa.text(f"(CASE WHEN ({f.exclude_where}) THEN 1 ELSE 0 END) = {keep}")
+            sa.text(
+                f"(CASE WHEN ({refuse_unsafe_filter(f.exclude_where, self.table)}) "
+                f"THEN 1 ELSE 0 END) = {keep}"
+            )
             for f in self.source.filters
         ]
 

@@ -74,6 +74,8 @@ class ColumnMapping(_Strict):
     transform: TransformStep | list[TransformStep] | None = None
     references: str | ReferenceSpec | None = None
     on_error: Literal["quarantine", "null"] = "quarantine"
+    # why a source column classified credential may reach the target (none: it may not)
+    allow_credential: str | None = None
 
     @property
     def parent_target(self) -> str | None:
@@ -323,4 +325,10 @@ def _pydantic_message(error: dict) -> str:
         return "unknown key"
     if error["type"] == "missing":
         return "required key is missing"
+    if error["type"] == "literal_error":
+        found = error.get("input")
+        expected = error.get("ctx", {}).get("expected", "")
+        if found is None and "'null'" in expected:
+            return f'expected {expected}; found YAML null: write "null" in quotes'
+        return f"expected {expected}; found {found!r}"
     return error["msg"]

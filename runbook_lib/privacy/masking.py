@@ -11,14 +11,11 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Any
 
 from runbook_lib.db.canonical import canonical
-from runbook_lib.privacy.classification import classify_column
+from runbook_lib.privacy.classification import PHONE_IN_TEXT, classify_column
 from runbook_lib.transforms.names import CJK
-
-if TYPE_CHECKING:
-    from runbook_lib.mapping.model import LoadedSpec
 
 _UNREADABLE = object()
 # not right after "/" or ":": the user of a URL (scheme://user@host) is not an email address
@@ -63,6 +60,34 @@ def _redact(value: object) -> object:
     return None if value is None else "[redacted]"
 
 
+def mask_birth_date(value: object) -> object:
+    """A birth date keeps its year: ``1990-01-02`` → ``1990-**-**``."""
+    if value is None:
+        return None
+    year = getattr(value, "year", None)
+    if isinstance(year, int):
+        return f"{year:04d}-**-**"
+    text = str(value).strip()
+    found = re.search(r"(?<!\d)(\d{4})(?!\d)", text)
+    return f"{found.group(1)}-**-**" if found else "**"
+
+
+def mask_postal_code(value: object) -> object:
+    """A postal code keeps its first two characters (the region): ``30303`` → ``30***``."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return f"{text[:2]}***" if text else text
+
+
+def mask_contacts_in_text(text: object) -> object:
+    """Every email address and phone number inside free text masked; the rest kept."""
+    if not isinstance(text, str) or not text:
+        return text
+    text = mask_emails_in_text(text)
+    return PHONE_IN_TEXT.sub(lambda match: str(mask_phone(match.group(0))), text)
+
+
 MASKERS: dict[str, Callable[[object], object]] = {
     "email": mask_email,
     "phone": mask_phone,
@@ -70,6 +95,10 @@ MASKERS: dict[str, Callable[[object], object]] = {
     "address": _mask_text,
     "username": _mask_text,
     "credential": _redact,
+    "company": _mask_text,
+    "birth_date": mask_birth_date,
+    "postal_code": mask_postal_code,
+    "contact_text": mask_contacts_in_text,
 }
 
 
@@ -106,11 +135,12 @@ class EvidenceMasker:
 
     @classmethod
     def from_classification(
-        cls, classified: Iterable[Mapping] | None, spec: LoadedSpec | None = None
+        cls, classified: Iterable[Mapping] | None, spec: Any = None
     ) -> EvidenceMasker:
         """From the assessment's glued ``classification``, extended through ``spec``.
 
-        ``classified`` holds rows of system, table, column and classification; with ``spec``,
+        ``classified`` holds rows of system, table, column and classification; with ``spec`` (a
+        ``LoadedSpec``: privacy sits below mapping, so it is not imported here),
         each target column filled from a personal source column is classified like it.
         """
         found: dict[str, dict[str, str]] = {}
@@ -121,7 +151,10 @@ class EvidenceMasker:
             for target_name, _target, system, table, source in spec.sources():
                 known = found.get(f"{system}.{table}", {})
                 for targets_text, mapping in source.columns.items():
-                    inherited = [known.get(name, "other") for name in mapping.inputs]
+                    inherited = [
+                        known.get(name) or classify_column(table, name)[0]
+                        for name in mapping.inputs
+                    ]
                     personal = next((kind for kind in inherited if kind != "other"), None)
                     if personal is None:
                         continue
@@ -136,18 +169,28 @@ class EvidenceMasker:
             assessment.get("classification") or assessment.get("columns") or []
         )
 
+    def known(self, table: str, column: str) -> str | None:
+        """The classification given for ``table.column`` (glued, inherited), or None."""
+        return self.classifications.get(table, {}).get(column)
+
     def classification(self, table: str, column: str) -> str:
         """The classification of ``table.column`` (``system.table`` for a source)."""
-        known = self.classifications.get(table, {}).get(column)
+        known = self.known(table, column)
         if known is not None:
             return known
         return classify_column(table.rpartition(".")[2], column)[0]
+
+    def with_columns(self, table: str, kinds: Mapping[str, str]) -> EvidenceMasker:
+        """A copy with ``table``'s columns classified as ``kinds`` say (they win over what was known)."""
+        found = {name: dict(columns) for name, columns in self.classifications.items()}
+        found.setdefault(table, {}).update(kinds)
+        return EvidenceMasker(found)
 
     def mask(self, table: str, column: str, value: object) -> object:
         """``value`` of ``table.column`` as evidence may show it."""
         kind = self.classification(table, column)
         if kind == "other" and isinstance(value, str):
-            return mask_emails_in_text(value)
+            return mask_contacts_in_text(value)
         return mask_value(kind, value)
 
     def for_column(self, table: str, column: str) -> Callable[[object], object]:

@@ -17,6 +17,7 @@ from runbook_lib.config.connections import Connections
 from runbook_lib.config.params import LoadedParams, find_project_root, load_params
 from runbook_lib.errors import RunbookError
 from runbook_lib.evidence import scraps
+from runbook_lib.evidence.anchor import Anchor
 from runbook_lib.evidence.run_folder import latest_run
 from runbook_lib.mapping.compiled import CompiledSpec, compile_spec
 from runbook_lib.mapping.model import LoadedSpec, load_spec
@@ -65,9 +66,13 @@ class StageContext:
         return compile_spec(self.spec)
 
     def source_engines(self) -> dict[str, sa.Engine]:
-        """Engine per source system of the spec (systems name their params connection)."""
+        """Engine per source system of the spec (systems name their params connection).
+
+        A SQLite source that is not there is an error, never an empty file made by opening it.
+        """
         return {
-            system: self.connections.engine(conn) for system, conn in self.spec.spec.systems.items()
+            system: self.connections.engine(conn, must_exist=True)
+            for system, conn in self.spec.spec.systems.items()
         }
 
     def target_engine(self) -> sa.Engine:
@@ -75,6 +80,10 @@ class StageContext:
 
     def trial_engine(self) -> sa.Engine:
         return self.connections.engine("trial_target")
+
+    def anchor(self) -> Anchor:
+        """The evidence ledger's anchor in the target: what gates trust beyond the files."""
+        return Anchor(self.target_engine(), self.env, self.label("target"))
 
     def label(self, connection: str) -> str:
         """How a connection is named in evidence: its params name and dialect, never its URL."""

@@ -24,7 +24,8 @@ from runbook_lib.db.bookkeeping import BOOKKEEPING, REJECTS_TABLE
 from runbook_lib.db.schema_copy import copy_tables
 from runbook_lib.errors import ApprovalRequiredError, GateFailedError, RunbookError
 from runbook_lib.evidence.approvals import Approval, check_approval
-from runbook_lib.evidence.run_folder import list_runs
+from runbook_lib.evidence.provenance import operator_name
+from runbook_lib.evidence.run_folder import list_runs, sha256_file
 from runbook_lib.evidence.scraps import read_scraps
 from runbook_lib.load import backup, history, loader, sync
 from runbook_lib.mapping.check import SpecCheck, check_spec
@@ -51,7 +52,9 @@ def preview(ctx: StageContext, check: SpecCheck) -> list[TargetPreview]:
 def mapping(ctx: StageContext) -> SpecCheck:
     """Check the mapping spec against the live source and target schemas."""
     sources = {system: sa.inspect(engine) for system, engine in ctx.source_engines().items()}
-    return check_spec(ctx.spec, sources, sa.inspect(ctx.target_engine()))
+    return check_spec(
+        ctx.spec, sources, sa.inspect(ctx.target_engine()), classify=ctx.masker.classification
+    )
 
 
 def require_approval(ctx: StageContext, stage: str) -> Approval | None:
@@ -63,7 +66,15 @@ def require_approval(ctx: StageContext, stage: str) -> Approval | None:
         raise ApprovalRequiredError(
             f"env {ctx.env} requires an approval before the {action}, and there is no run folder"
         )
-    return check_approval(ctx.run_dir, ctx.env, ctx.spec.sha256, action)
+    return check_approval(
+        ctx.run_dir,
+        ctx.env,
+        ctx.spec.sha256,
+        action,
+        operator=operator_name(ctx.params.model.operator),
+        params_sha256=sha256_file(ctx.params.path),
+        anchored=ctx.anchor().facts_of(ctx.run_id),
+    )
 
 
 def _require_approved_spec(ctx: StageContext) -> None:
@@ -224,7 +235,11 @@ def plan_vs_actual(ctx: StageContext, load: loader.LoadReport) -> PlanVsActual |
 
 
 def backup_target(ctx: StageContext) -> backup.Snapshot:
-    """Snapshot the target tables the load will touch; refuses without a passed trial."""
+    """Snapshot the target tables the load will touch; refuses without a passed trial.
+
+    The trial must have passed by the target's anchored record of this run, with the very
+    notebook whose scraps are read here.
+    """
     require_approval(ctx, "full_load")
     _require_approved_spec(ctx)
     taken = backup.find_snapshot(ctx.target_engine(), ctx.run_id)
@@ -233,6 +248,8 @@ def backup_target(ctx: StageContext) -> backup.Snapshot:
     tables = ctx.spec.touched_tables()
     if ctx.load_mode == "incremental":  # a sync adds to a loaded target: snapshot it as it is
         return backup.snapshot(ctx.target_engine(), sync_snapshot_tables(ctx.spec), ctx.run_id)
+    # the target's record first: a trial notebook edited and re-sealed in outputs/ is refused
+    ctx.anchor().vouch_for_stage(ctx.run_dir, "trial", STAGES["trial"].notebook)
     trial_result = ctx.read("trial", "trial")
     if not trial_result["passed"]:
         raise GateFailedError(
