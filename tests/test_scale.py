@@ -266,3 +266,47 @@ def test_a_partitioned_load_stopped_midway_resumes_its_plan_and_gives_the_local_
     assert digests(stopped, tables) == digests(local, tables)
     local.dispose()
     stopped.dispose()
+
+
+def test_a_sync_continues_after_a_partitioned_load_from_its_summed_checkpoints(project, tmp_path):
+    """The source checkpoint a partitioned load leaves is what a sync continues from."""
+    import sqlite3
+
+    import yaml
+
+    from runbook_lib.load import sync
+
+    spec_path = project / "params" / "mapping" / "demo.yaml"
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["targets"]["orders"]["sources"]["legacy_a.orders"]["watermark"] = {"column": "id"}
+    spec_path.write_text(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False))
+    build_demo("ci", project)
+    ctx = StageContext(load_params("ci", project_root=project), None)
+    url = f"sqlite:///{tmp_path / 'synced.db'}"
+    target = sa.create_engine(url)
+    create_target_schema(target)
+    assert partitioned_load(ctx, url, "run-1").passed
+
+    def synced(run_id: str) -> dict:
+        report = sync.sync(
+            ctx.spec,
+            ctx.source_engines(),
+            target,
+            run_id=run_id,
+            chunk_size=300,
+            max_reject_rate=0.5,
+            target_label="target",
+        )
+        return {f"{r.source_system}.{r.source_table}": r for r in report.results}
+
+    with sqlite3.connect(project / "work" / "ci" / "legacy_a.db") as connection:
+        top_order, user = connection.execute("SELECT max(id), min(user_id) FROM orders").fetchone()
+    first = synced("run-2")["legacy_a.orders"]
+    assert first.inserted == 0 and first.watermark_before == str(top_order)  # the last key
+    with sqlite3.connect(project / "work" / "ci" / "legacy_a.db") as connection:
+        connection.execute(
+            "INSERT INTO orders VALUES (?, ?, 88.80, 1, '2024-12-30 12:00:00', NULL)",
+            (top_order + 1, user),
+        )
+    assert synced("run-3")["legacy_a.orders"].inserted == 1
+    target.dispose()

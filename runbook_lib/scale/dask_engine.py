@@ -137,6 +137,7 @@ def validate(
 
     connections, target_connection = connections_of(params, spec)
     with client_for(params.engine.dask) as client:
+        options.setdefault("workers", len(client.scheduler_info(n_workers=-1)["workers"]))
         return run_validation(
             spec,
             sources,
