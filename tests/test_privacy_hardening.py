@@ -633,3 +633,29 @@ def test_hiding_row_values_stays_fast_on_text_that_never_closes_a_value():
         assert " b " not in shown
     long_value = "DETAIL:  Key (a)=(" + "z" * 3000 + ") already exists.\nnext line"
     assert hide_row_values(long_value) == "DETAIL:  Key (a)=(values hidden)\nnext line"
+
+
+def test_a_figures_script_is_kept_byte_for_byte_while_printed_errors_lose_their_values(tmp_path):
+    """plotly.js holds ``'The value "'+t+'" is invalid'``: prose patterns must not rewrite code."""
+    import nbformat
+
+    from runbook_lib.privacy.scrub import scrub_notebook
+
+    script = (  # as in the bundle: two messages on one line
+        """<script>throw new TypeError('The value "'+t+'" is invalid for argument "value"');"""
+        """throw new RangeError('The value of "'+e+'" is out of range.')</script>"""
+    )
+    printed = 'ERROR:  value "123456789012" is out of range for type integer\n'
+    notebook = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("figure.show()")
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data={"text/html": script}),
+        nbformat.v4.new_output("stream", name="stdout", text=printed),
+    ]
+    notebook.cells = [cell]
+    path = tmp_path / "stage.ipynb"
+    nbformat.write(notebook, path)
+    scrub_notebook(path, secrets=frozenset())
+    outputs = nbformat.read(path, as_version=4).cells[0].outputs
+    assert outputs[0]["data"]["text/html"] == script
+    assert "123456789012" not in outputs[1]["text"] and "out of range" in outputs[1]["text"]

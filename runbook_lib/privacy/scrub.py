@@ -150,7 +150,19 @@ def scrub_text(text: str, secrets: Iterable[str] | None = None) -> str:
     """``text`` with URL passwords, every known secret value and quoted row values hidden."""
     if not text:
         return text
-    text = hide_row_values(redact_text(text))
+    return scrub_secrets(hide_row_values(text), secrets)
+
+
+def scrub_secrets(text: str, secrets: Iterable[str] | None = None) -> str:
+    """``text`` with URL passwords and every known secret value hidden, and nothing else changed.
+
+    For rich outputs (a figure's HTML and its plotly.js bundle): the row-value patterns of
+    database errors are prose patterns that also match JavaScript string literals, and a figure
+    never quotes a database error.
+    """
+    if not text:
+        return text
+    text = redact_text(text)
     values = secret_values() if secrets is None else secrets
     for value in sorted(values, key=len, reverse=True):
         text = text.replace(value, HIDDEN)
@@ -193,17 +205,19 @@ def _scrub_output(output: dict, secrets: frozenset[str]) -> bool:
     if "text" in output:
         output["text"] = scrub_text(_joined(output["text"]), secrets)
     for mimetype, value in list(output.get("data", {}).items()):
-        output["data"][mimetype] = _scrub_value(value, secrets)
+        # printed text may quote a database error; HTML, JavaScript and JSON are figures and tables
+        scrub = scrub_text if mimetype == "text/plain" else scrub_secrets
+        output["data"][mimetype] = _scrub_value(value, secrets, scrub)
     return repr(output) != before
 
 
-def _scrub_value(value: Any, secrets: frozenset[str]) -> Any:
+def _scrub_value(value: Any, secrets: frozenset[str], scrub=scrub_text) -> Any:
     if isinstance(value, str):
-        return scrub_text(value, secrets)
+        return scrub(value, secrets)
     if isinstance(value, list):
-        return [_scrub_value(item, secrets) for item in value]
+        return [_scrub_value(item, secrets, scrub) for item in value]
     if isinstance(value, dict):
-        return {key: _scrub_value(item, secrets) for key, item in value.items()}
+        return {key: _scrub_value(item, secrets, scrub) for key, item in value.items()}
     return value
 
 
