@@ -97,10 +97,12 @@ class ParentIndex:
         query = sa.select(table.c.source_key, table.c[parent.id_column]).where(
             table.c.source_system == ref.system
         )
-        keys, ids = [], []
+        keys, ids = [], []  # Arrow a part at a time: no list of every parent as Python objects
         result = connection.execute(query.execution_options(yield_per=50_000))
         for part in result.partitions():
-            for key, parent_id in part:
-                keys.append(key)
-                ids.append(parent_id)
-        return pa.array(keys, pa.string()), pa.array(ids, pa.int64())
+            part_keys, part_ids = zip(*part, strict=True)
+            keys.append(pa.array(part_keys, pa.string()))
+            ids.append(pa.array(part_ids, pa.int64()))
+        if not keys:
+            return pa.array([], pa.string()), pa.array([], pa.int64())
+        return pa.concat_arrays(keys), pa.concat_arrays(ids)
