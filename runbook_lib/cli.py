@@ -93,17 +93,10 @@ def _cutover(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from runbook_lib.run.lock import holder
-    from runbook_lib.ui.watch import follow
+    from runbook_lib.run.watching import watch_in_terminal
 
     root = find_project_root()
-
-    def holder_of() -> str | None:  # which run holds the env's lock now, if any
-        return (holder(root / "outputs" / args.env) or {}).get("run_id")
-
-    return follow(
-        root, args.env, args.run_id, holder_of=holder_of, once=args.once, interval=args.interval
-    )
+    return watch_in_terminal(root, args.env, args.run_id, once=args.once, interval=args.interval)
 
 
 def _rollback(args: argparse.Namespace) -> int:
@@ -125,7 +118,9 @@ def _rollback(args: argparse.Namespace) -> int:
 def _approve(args: argparse.Namespace) -> int:
     from runbook_lib.evidence.approvals import approve
 
-    approval = approve(args.env, args.run_id, args.operator, find_project_root())
+    approval = approve(
+        args.env, args.run_id, args.operator, find_project_root(), approves=args.approves
+    )
     print(approval.render())
     return 0
 
@@ -362,6 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("--env", required=True, type=_env_name)
     approve.add_argument("--run-id", required=True, type=_run_id)
     approve.add_argument("--operator", required=True, help="who approves (recorded by name)")
+    approve.add_argument(
+        "--for",
+        dest="approves",
+        choices=("trial", "cut-over"),
+        default="trial",
+        help="trial (opens the full load and rollback; default) or cut-over (bound to validation)",
+    )
     approve.set_defaults(handler=_approve)
 
     verify = commands.add_parser(

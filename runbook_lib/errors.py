@@ -99,6 +99,12 @@ class ApprovalRequiredError(RunbookError):
     exit_code = EXIT_FAILED
 
 
+class RoleRefusedError(RunbookError):
+    """The person is not in the role params give for what they asked (roles:); nothing written."""
+
+    exit_code = EXIT_FAILED
+
+
 class RollbackOrderError(RunbookError):
     """A rollback would delete what later runs loaded into the target; nothing was changed."""
 

@@ -24,6 +24,7 @@ import yaml
 from helpers import RUNBOOK, runbook
 
 from runbook_lib.evidence.scraps import read_scraps
+from runbook_lib.run.watching import lab_view
 from runbook_lib.ui.watch import watch_run
 
 pytestmark = pytest.mark.notebooks
@@ -244,6 +245,9 @@ def test_watch_follows_a_load_in_another_process_and_names_a_killed_run(project)
     assert read and any(int(line.split()[2].replace(",", "")) > 0 for line in read)
     after = runbook(project, "watch", "--env", "ci", "--once").stdout
     assert "no process holds this run" in after and "--resume" in after
+    panel = lab_view("ci")  # the lab's view of the same run: the same words
+    panel.refresher.join(timeout=60)
+    assert "no process holds this run" in panel.value and "now full_load" in panel.value
     manifest = json.loads(next((project / "outputs" / "ci").glob("2*/manifest.json")).read_text())
     assert (
         manifest["status"] == "running"
@@ -325,3 +329,65 @@ def test_the_cutover_on_the_demo_matches_the_crosswalk_and_sets_the_counters(pro
         if path.is_file() and path.suffix in (".ipynb", ".html", ".json", ".jsonl"):
             text = path.read_text(errors="replace").lower()
             assert not [e for e in emails if e.lower() in text], path.name
+
+
+def test_four_eyes_the_run_operator_cannot_approve_and_the_cutover_needs_its_own_approval(
+    hr_project,
+):
+    project, _planted, _targets, environ = hr_project
+    _prepare_for_cutover(project, {"max_downtime": "30m"})
+    params_path = project / "params" / "hr.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    params["requires_approval"] = True
+    params["roles"] = {"operators": ["hr"], "approvers": ["alice", "hr"]}
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+    refused = runbook(project, "run", "--env", "hr", env=environ)
+    assert refused.returncode == 1 and "stage full_load refused" in refused.stderr
+    run_dir = next((project / "outputs" / "hr").glob("2*"))
+    run_id = run_dir.name
+
+    def approve(who: str, *extra: str):
+        return runbook(project, "approve", "--env", "hr", "--run-id", run_id, "--operator", who,
+                       *extra, env=environ)  # fmt: skip
+
+    own = approve("hr")  # listed as an approver, but operated this run
+    assert own.returncode == 1 and "four eyes" in own.stderr
+    assert not (run_dir / "approval.json").exists()
+    stranger = approve("mallory")
+    assert stranger.returncode == 1 and "roles.approvers names alice, hr" in stranger.stderr
+    assert approve("alice").returncode == 0
+    runbook(project, "run", "--env", "hr", "--run-id", run_id, "--stages", "full_load,validation",
+            env=environ, check=True)  # fmt: skip
+
+    no_cutover_approval = runbook(
+        project, "cutover", "--env", "hr", "--run-id", run_id, env=environ
+    )
+    assert no_cutover_approval.returncode == 1
+    assert "requires an approval before the cut-over" in no_cutover_approval.stderr
+    assert "--for cut-over" in no_cutover_approval.stderr
+    assert approve("alice", "--for", "cut-over").returncode == 0
+    recorded = json.loads((run_dir / "approval-cutover.json").read_text())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    validation = next(s for s in manifest["stages"] if s["name"] == "validation")
+    assert recorded["evidence_sha256"] == validation["sha256_notebook"]
+    assert recorded["run_operators"] == ["hr"]
+
+    # validation again: new evidence, which alice has not read; the cut-over waits for her
+    runbook(project, "run", "--env", "hr", "--run-id", run_id, "--stages", "validation",
+            env=environ, check=True)  # fmt: skip
+    stale = runbook(project, "cutover", "--env", "hr", "--run-id", run_id, env=environ)
+    assert stale.returncode == 1 and "validation evidence" in stale.stderr
+    assert approve("alice", "--for", "cut-over").returncode == 0
+    runbook(project, "cutover", "--env", "hr", "--run-id", run_id, env=environ, check=True)
+    page = (run_dir / "index.html").read_text()
+    assert "approval-cutover.json" in page and "cut-over" in page
+    assert runbook(project, "verify", str(run_dir), env=environ).returncode == 0
+
+    # someone roles.operators does not name runs nothing
+    params["operator"] = "dave"
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    before = sorted(p.name for p in (project / "outputs" / "hr").iterdir())
+    outsider = runbook(project, "run", "--env", "hr", env=environ)
+    assert outsider.returncode == 1 and "dave is not an operator of env hr" in outsider.stderr
+    assert sorted(p.name for p in (project / "outputs" / "hr").iterdir()) == before

@@ -12,6 +12,7 @@ Fixtures are tiny and their values known exactly:
 
 from __future__ import annotations
 
+import json
 import traceback
 
 import pytest
@@ -59,8 +60,13 @@ def _refused_statements() -> dict[str, tuple[str, dict]]:
 
 def _error_texts(exc: BaseException) -> dict[str, str]:
     """Every way a database error becomes text that leaves a run."""
+    from IPython.core.ultratb import AutoFormattedTB
+
     trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    # what a stage notebook's kernel writes: IPython's own traceback, line by line
+    kernel = AutoFormattedTB(mode="Context").structured_traceback(type(exc), exc, exc.__traceback__)
     return {
+        "kernel traceback": "\n".join(scrub_error(line) for line in kernel),
         "scrub_error": scrub_error(str(exc)),
         "scrub_text": scrub_text(str(exc)),
         "failure_text": scrub_error(failure_text(failure_data(exc))),
@@ -487,8 +493,6 @@ VISITS_SPEC = {
 
 
 def test_personal_values_in_innocently_named_columns_are_classified_and_masked(tmp_path):
-    import json
-
     from runbook_lib.assess.assessment import assess_sources
 
     source = _visits(tmp_path)
@@ -537,3 +541,95 @@ def test_every_masked_view_uses_the_glued_classification(tmp_path):
     assert masker.mask("leads", "line", "+1 404-555-0147") == "***47"
     reject = {"source_system": "fair", "source_table": "visits", "raw_row": {"org": "Tara LLC"}}
     assert "Tara" not in repr(masker.mask_reject(reject))
+
+
+def _refusing_stage(project) -> None:
+    """Replace 00_assessment by a notebook whose database refuses a row: printed, then raised."""
+    import nbformat
+
+    path = project / "notebooks" / "00_assessment.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    parameters = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+    notebook.cells = [
+        parameters,
+        nbformat.v4.new_code_cell(
+            "import os\n"
+            "import sqlalchemy as sa\n"
+            "from runbook_lib.run.kernel import prepare_kernel\n"
+            "prepare_kernel()\n"
+            "engine = sa.create_engine(os.environ['RUNBOOK_PRIVACY_URL'])\n"
+            "import json\n"
+            "row = json.loads(os.environ['RUNBOOK_PRIVACY_ROW'])  # the values are not in the code\n"
+            "insert = sa.text('INSERT INTO people VALUES (:i, :l, :f, :p)')\n"
+            "with engine.begin() as connection:\n"
+            "    connection.exec_driver_sql('CREATE TABLE people (id INT PRIMARY KEY,"
+            " last_name VARCHAR(40), first_name VARCHAR(40), phone VARCHAR(40),"
+            " CONSTRAINT uq_people_name UNIQUE (last_name, first_name),"
+            " CONSTRAINT ck_people_phone CHECK (SUBSTR(phone, 1, 3) <> \\'bad\\'))')\n"
+            "    connection.execute(insert, {**row, 'i': 1, 'p': row['p1']})\n"
+            "try:\n"
+            "    with engine.begin() as connection:\n"
+            "        connection.execute(insert, {**row, 'i': 2})\n"
+            "except sa.exc.DBAPIError as exc:  # MariaDB: a CHECK is an OperationalError\n"
+            "    print('the target refused:', exc)"
+        ),
+        nbformat.v4.new_code_cell(
+            "with engine.begin() as connection:\n"
+            "    connection.execute(insert, {**row, 'i': 3, 'p': row['p3']})"
+        ),
+    ]
+    nbformat.write(notebook, path)
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("databases", ["postgresql", "mariadb"], indirect=True)
+def test_a_refused_row_is_nowhere_in_a_failed_stages_evidence_or_output(databases, tmp_path):
+    from conftest import copy_project
+    from helpers import runbook
+
+    project = copy_project(tmp_path / "project")
+    environ = {
+        "RUNBOOK_PRIVACY_URL": databases.new("refusing").render_as_string(),
+        "RUNBOOK_PRIVACY_ROW": json.dumps(
+            {"l": "O'Hara", "f": "Scarlett", "p": "bad-phone-0199", "p1": "555-0147", "p3": "555-0"}
+        ),
+    }
+    built = runbook(project, "demo-data", "--env", "ci", env=environ, check=True)
+    _refusing_stage(project)
+    failed = runbook(project, "run", "--env", "ci", "--stages", "assessment", env=environ)
+    assert failed.returncode == 1, failed.stderr[-3000:]
+    (run,) = [p for p in (project / "outputs" / "ci").iterdir() if p.is_dir()]
+    for name in ("00_assessment.ipynb", "00_assessment.html", "manifest.json", "index.html"):
+        assert (run / name).is_file(), name
+    assert "uq_people_name" in (run / "manifest.json").read_text()  # what refused it stays
+    leaks = [
+        (str(path.relative_to(project)), value)
+        for path in (project / "outputs").rglob("*")
+        if path.is_file()
+        for value in VALUES
+        if value.encode() in path.read_bytes()
+    ]
+    leaks += [("terminal", v) for v in VALUES if v in failed.stdout + failed.stderr + built.stdout]
+    assert leaks == []
+
+
+def test_every_stage_after_the_assessment_masks_by_the_glued_classification():
+    from runbook_lib.stage_table import STAGES
+
+    # the rollback shows hashes and counts, never a row
+    showing = [name for name in STAGES if name not in ("assessment", "rollback")]
+    assert [n for n in showing if ("assessment", "classification") not in STAGES[n].reads] == []
+
+
+def test_hiding_row_values_stays_fast_on_text_that_never_closes_a_value():
+    import time
+
+    from runbook_lib.privacy.scrub import hide_row_values
+
+    for opening in ("Key (a)=(b ", "Failing row contains (", "Duplicate entry '"):
+        started = time.perf_counter()
+        shown = hide_row_values(opening * 20_000)
+        assert time.perf_counter() - started < 5, opening
+        assert " b " not in shown
+    long_value = "DETAIL:  Key (a)=(" + "z" * 3000 + ") already exists.\nnext line"
+    assert hide_row_values(long_value) == "DETAIL:  Key (a)=(values hidden)\nnext line"

@@ -5,7 +5,7 @@ newest run and its ledger tail, or re-seal an edited manifest, and the chain sti
 seal also records its ledger line in the target's ``runbook_ledger`` table (``db.bookkeeping``),
 in a transaction committed *before* the line is appended to ``ledger.jsonl``, together with what
 the manifest then said (``facts``: each stage's status and notebook sha256, the params and spec
-sha256, the approval's sha256). A seal first checks that the files still agree with the anchor
+sha256, each approval's sha256). A seal first checks that the files still agree with the anchor
 and refuses otherwise, so a forged line is never laundered into the anchor by a later seal.
 
 ``compare`` is the check ``runbook verify --env ENV --against-target`` runs: every anchored
@@ -54,7 +54,9 @@ def manifest_facts(data: dict[str, Any]) -> dict[str, Any]:
         "status": data.get("status"),
         "params_sha256": data.get("params_sha256"),
         "mapping_spec_sha256": (data.get("mapping_spec") or {}).get("sha256"),
-        "approval_sha256": (data.get("approval") or {}).get("sha256"),
+        "approvals": {
+            role: (data.get(role) or {}).get("sha256") for role in ("approval", "approval_cutover")
+        },
         "stages": {
             stage["name"]: {
                 "status": stage.get("status"),

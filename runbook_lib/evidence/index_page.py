@@ -545,21 +545,26 @@ def _cutover(scraps: dict) -> str:
 
 
 def _approval(data: dict) -> str:
-    approval = data.get("approval")
     required = (data.get("params") or {}).get("requires_approval")
-    if not approval:
+    recorded = [a for a in (data.get("approval"), data.get("approval_cutover")) if a]
+    if not recorded:
         note = "required by the parameters; none recorded" if required else "not required"
         return f'<section id="approval"><h2>Approval</h2><p>{note}.</p></section>'
+    rows = "".join(
+        f"<tr><td>{_text(a.get('approves', 'trial'))}</td><td>{_text(a.get('approved_by'))}</td>"
+        f"<td>{_text(a.get('approved_at'))}</td>"
+        f"<td>{_text(a.get('evidence_notebook'))}{_sha(a.get('evidence_sha256'))}</td>"
+        f"<td>{_sha(a.get('mapping_spec_sha256'))}</td><td>{_sha(a.get('params_sha256'))}</td>"
+        f'<td><a href="{escape(a.get("file", ""))}">{_text(a.get("file"))}</a>'
+        f"{_sha(a.get('sha256'))}</td></tr>"
+        for a in recorded
+    )
     return (
-        '<section id="approval"><h2>Approval</h2><table class="facts">'
-        f"<tr><th>Approved by</th><td>{_text(approval.get('approved_by'))}</td></tr>"
-        f"<tr><th>At (UTC)</th><td>{_text(approval.get('approved_at'))}</td></tr>"
-        f"<tr><th>Trial evidence</th><td>02_trial.ipynb{_sha(approval.get('trial_sha256'))}</td></tr>"
-        f"<tr><th>Mapping spec</th><td>{_sha(approval.get('mapping_spec_sha256'))}</td></tr>"
-        f"<tr><th>Params</th><td>{_sha(approval.get('params_sha256'))}</td></tr>"
-        f'<tr><th>Record</th><td><a href="{escape(approval.get("file", ""))}">'
-        f"{_text(approval.get('file'))}</a>{_sha(approval.get('sha256'))}</td></tr>"
-        "</table></section>"
+        '<section id="approval"><h2>Approval</h2><p>Each approval is bound to the evidence the '
+        "approver read, to the mapping spec and to the params file; nobody who operated the run "
+        'may approve it.</p><table class="grid"><tr><th>approves</th><th>Approved by</th>'
+        "<th>at (UTC)</th><th>evidence</th><th>mapping spec</th><th>params</th><th>record</th></tr>"
+        f"{rows}</table></section>"
     )
 
 

@@ -181,7 +181,7 @@ class Manifest:
         return entry
 
 
-RUN_ARTIFACTS = ("report", "approval")
+RUN_ARTIFACTS = ("report", "approval", "approval_cutover")
 # What an earlier attempt of a stage keeps of its entry, besides its files (renamed) and hashes.
 ATTEMPT_FIELDS = (
     "status",

@@ -30,48 +30,61 @@ _SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_KEY|SIGNING_KEY
 _SQL_PARAMETERS = re.compile(r"\[parameters: [^\n]*\]")
 HIDDEN_VALUES = "values hidden"
 # What a database quotes of the row it refused, per dialect: each pattern keeps the words around
-# the values (what refused, which columns) and drops the values. ``(?s)``: a value may hold a
-# newline. The end of a line, a repr'd "\n" or the end of the text close a value.
+# the values (what refused, which columns) and drops the values. A value may hold a newline, so a
+# value runs to the words that close it, but at most ``_SPAN`` characters (the patterns stay
+# linear on any text); a longer one is hidden to the end of its line by the fallbacks after it.
+_SPAN = r"(?s:.{0,2000}?)"
 _END = r"(?=\s*(?:\n|\\n|\Z|[\"'),\]]))"
+_KEY = r"(Key \((?:[^()\n]|\([^()\n]*\)){0,500}\)=\()"
 ROW_VALUE_PATTERNS: tuple[tuple[re.Pattern, str], ...] = (
     # SQLAlchemy: the statement's parameters (a load's parameters are source rows)
     (_SQL_PARAMETERS, "[parameters: hidden from evidence]"),
     # PostgreSQL: DETAIL:  Key (last_name, first_name)=(O'Hara, Scarlett) already exists.
     (
         re.compile(
-            r"(Key \((?:[^()\n]|\([^()\n]*\))*\)=\().*?(\) (?:already exists|is not present in"
-            r" table|is still referenced from table|conflicts with (?:existing )?key))",
-            re.S,
+            _KEY + _SPAN + r"(\) (?:already exists|is not present in table|is still referenced"
+            r" from table|conflicts with (?:existing )?key))"
         ),
         rf"\1{HIDDEN_VALUES}\2",
     ),
+    (re.compile(_KEY + r"(?!values hidden\))[^\n]*"), rf"\1{HIDDEN_VALUES})"),
     # PostgreSQL: DETAIL:  Failing row contains (4, Wilkes, Ashley, bad-phone, null).
-    (re.compile(r"(Failing row contains \().*?\)\." + _END, re.S), rf"\1{HIDDEN_VALUES})."),
+    (re.compile(r"(Failing row contains \()" + _SPAN + r"\)\." + _END), rf"\1{HIDDEN_VALUES})."),
+    (
+        re.compile(r"(Failing row contains \()(?!values hidden\))[^\n]*"),
+        rf"\1{HIDDEN_VALUES}).",
+    ),
     # PostgreSQL: invalid input syntax for type integer: "Tara" (and enum, range, literal, bytes)
     (
         re.compile(
-            r"((?:invalid input (?:syntax|value)|out of range|malformed [\w ]+ literal|"
-            r"invalid byte sequence)[^:\n]*): \"(?:[^\"\\]|\\.|\"\")*\"",
+            r"((?:invalid input (?:syntax|value)|out of range|malformed [\w ]{1,40} literal|"
+            r"invalid byte sequence)[^:\n]{0,200}): \"[^\n]{0,2000}?\"(?=[\s,.;)\]'\\]|\Z)"
         ),
         rf"\1: [{HIDDEN_VALUES}]",
     ),
     (
-        re.compile(r"\bvalue \"(?:[^\"\\]|\\.)*\" is out of range"),
+        re.compile(r"\bvalue \"[^\n]{0,2000}?\" is out of range"),
         f"value [{HIDDEN_VALUES}] is out of range",
     ),
-    # PostgreSQL: CONTEXT:  COPY people, line 3, column phone: "..." / unnamed portal parameter $1 = '...'
+    # PostgreSQL: CONTEXT:  COPY people, line 3, column phone: "..." / portal parameter $1 = '...'
     (
-        re.compile(r"(COPY [^,\n]+, line \d+)(?:, column [^:\n]+)?: [^\n]*"),
+        re.compile(r"(COPY [^,\n]{1,200}, line \d+)(?:, column [^:\n]{1,200})?: [^\n]*"),
         rf"\1: [{HIDDEN_VALUES}]",
     ),
-    (re.compile(r"(portal parameter \$\d+) = '(?:[^']|'')*'"), rf"\1 = [{HIDDEN_VALUES}]"),
+    (re.compile(r"(portal parameter \$\d+) = '[^\n]*"), rf"\1 = [{HIDDEN_VALUES}]"),
     # MySQL/MariaDB: Duplicate entry 'O'Hara-Scarlett' for key 'uq_people_name'
-    (re.compile(r"(Duplicate entry )'.*?'( for key )", re.S), rf"\1[{HIDDEN_VALUES}]\2"),
+    (re.compile(r"(Duplicate entry )'" + _SPAN + r"'( for key )"), rf"\1[{HIDDEN_VALUES}]\2"),
+    (re.compile(r"(Duplicate entry )'[^\n]*"), rf"\1[{HIDDEN_VALUES}]"),
     # MySQL/MariaDB: Incorrect date value: '1990-13-45' for column `born` at row 1
     (
         re.compile(
-            r"((?:Incorrect|Truncated incorrect) [\w ]+ value: )'.*?'(?= for column|\s*$|\")"
+            r"((?:Incorrect|Truncated incorrect) [\w ]{1,40} value: )'[^\n]{0,2000}?'"
+            r"(?= for column|\s*$|\"|\))"
         ),
+        rf"\1[{HIDDEN_VALUES}]",
+    ),
+    (
+        re.compile(r"((?:Incorrect|Truncated incorrect) [\w ]{1,40} value: )'[^\n]*"),
         rf"\1[{HIDDEN_VALUES}]",
     ),
 )

@@ -24,13 +24,19 @@ from runbook_lib.config.params import LoadedParams, load_params
 from runbook_lib.errors import (
     ApprovalRequiredError,
     ConnectionConfigError,
+    RoleRefusedError,
     RunbookError,
     failure_data,
     failure_text,
 )
 from runbook_lib.evidence import approvals, ledger
 from runbook_lib.evidence.html import export_html
-from runbook_lib.evidence.provenance import code_state, package_versions, who_and_where
+from runbook_lib.evidence.provenance import (
+    code_state,
+    operator_name,
+    package_versions,
+    who_and_where,
+)
 from runbook_lib.evidence.record import attach_report, change_run, keep_attempt, open_run
 from runbook_lib.evidence.run_folder import (
     Manifest,
@@ -113,6 +119,7 @@ def prepare(env: str, project_root: Path, stages: Sequence[str] = RUNBOOK_STAGES
     params = load_params(env, project_root=project_root)
     connections = Connections(params)
     connections.check_resolvable()
+    trust_for(params)  # the signing key is a params matter: refused before any connection opens
     if not params.mapping_path.is_file():
         raise RunbookError(f"{params.path.name}: field 'mapping': no file {params.model.mapping}")
     spec = load_spec(params.mapping_path)
@@ -159,6 +166,7 @@ def run(
     ledger.require_sound(runs_root(project_root, env))
     run_lock.refuse_if_busy(runs_root(project_root, env), env)
     params = prepare(env, project_root, stages)
+    refuse_unlisted_operator(params)
     trust = trust_for(params)  # the signing key, before anything is written
     run_id = run_id or new_run_id()
     # one run at a time per target: held until the run is closed, however it ends
@@ -283,6 +291,19 @@ def _refuse_rollback_out_of_order(params: LoadedParams, run_id: str) -> None:
             return
 
 
+def refuse_unlisted_operator(params: LoadedParams) -> None:
+    """Where params list ``roles.operators``, only they run, sync, cut over or roll back."""
+    listed = params.model.roles.operators
+    operator = operator_name(params.model.operator)
+    if listed and operator.strip().casefold() not in {n.strip().casefold() for n in listed}:
+        raise RoleRefusedError(
+            f"{operator} is not an operator of env {params.env}: {params.path.name} "
+            f"roles.operators names {', '.join(listed)}; nothing was written",
+            hint="an operator listed in roles.operators runs it (RUNBOOK_OPERATOR or params "
+            "operator says who)",
+        )
+
+
 def _approval_refusal(stage: str, params: LoadedParams, run_dir: Path) -> RunbookError | None:
     """Why ``stage`` may not start in this run (no or stale approval), or None."""
     action = STAGES[stage].approval
@@ -296,6 +317,7 @@ def _approval_refusal(stage: str, params: LoadedParams, run_dir: Path) -> Runboo
             action,
             params_sha256=sha256_file(params.path),
             anchored=anchor_for(params).facts_of(run_dir.name),
+            operator=operator_name(params.model.operator),
         )
     except ApprovalRequiredError as exc:
         return exc

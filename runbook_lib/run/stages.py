@@ -23,6 +23,7 @@ from runbook_lib.db.bookkeeping import BOOKKEEPING, REJECTS_TABLE
 from runbook_lib.db.schema_copy import copy_tables
 from runbook_lib.errors import ApprovalRequiredError, GateFailedError, RunbookError
 from runbook_lib.evidence.approvals import Approval, check_approval
+from runbook_lib.evidence.provenance import operator_name
 from runbook_lib.evidence.run_folder import list_runs, sha256_file
 from runbook_lib.evidence.scraps import read_scraps
 from runbook_lib.load import backup, history, loader, sync
@@ -70,6 +71,7 @@ def require_approval(ctx: StageContext, stage: str) -> Approval | None:
         action,
         params_sha256=sha256_file(ctx.params.path),
         anchored=ctx.anchor().facts_of(ctx.run_id),
+        operator=operator_name(ctx.params.model.operator),
     )
 
 
