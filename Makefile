@@ -46,9 +46,9 @@ lab: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
-# The developer's loop (about a minute): no notebooks, no browser, no database server.
+# The developer's loop (about a minute): no notebooks, no browser, no database server, no cluster.
 test-fast: $(STAMP) lint
-	$(BIN)/python -m pytest -m "not notebooks and not postgres and not mariadb and not browser"
+	$(BIN)/python -m pytest -m "not notebooks and not postgres and not mariadb and not browser and not cluster"
 
 lint: $(STAMP)
 	$(BIN)/ruff check runbook_lib runbook_demo tests bench

@@ -133,8 +133,10 @@ def run_contender(script: str, name: str, folder: Path, url: str, chunk_size: in
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def load_demo(folder: Path, url: str, chunk_size: int):
+def load_demo(folder: Path, url: str, chunk_size: int, engine: str = "arrow"):
     """The toolkit's full load of the demo sources into a new target schema at ``url``.
+
+    ``engine``: the loader's route for the chunks (``arrow``: the kernels; ``rows``: by column).
 
     Returns (the load report, seconds spent loading, schema creation excluded).
     """
@@ -154,6 +156,7 @@ def load_demo(folder: Path, url: str, chunk_size: int):
         chunk_size=chunk_size,
         max_reject_rate=1.0,
         target_label="bench",
+        engine=engine,
     )
     seconds = time.perf_counter() - started
     for engine in (target, *sources.values()):

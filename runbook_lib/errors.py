@@ -115,6 +115,20 @@ class RollbackOrderError(RunbookError):
         super().__init__(message, hint=hint)
 
 
+class PartitionFailedError(RunbookError):
+    """Partitions of a distributed load failed past their retries; ``failed``: label → error.
+
+    What the other partitions committed stays, with their checkpoints: re-running the stage
+    (``runbook run --resume``) continues every partition from where it stopped.
+    """
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, failed: dict[str, str], hint: str | None = None):
+        self.failed = failed
+        super().__init__(message, hint=hint)
+
+
 class RunLockedError(RunbookError):
     """Another run holds the env's or the target's lock; nothing was written. ``holder``: who."""
 
@@ -129,6 +143,21 @@ class EvidenceError(RunbookError):
     """Evidence does not verify, or new evidence cannot be recorded safely."""
 
     exit_code = EXIT_EVIDENCE
+
+
+class EvidenceWriteError(EvidenceError):
+    """Evidence cannot be written (disk full, read-only folder): ``folder`` and ``free_bytes``.
+
+    Raised at the one place evidence bytes are written, after undoing the partial write: the
+    manifest and the ledger stay as last recorded, so the run can be resumed once space is back.
+    """
+
+    def __init__(
+        self, message: str, *, folder: str, free_bytes: int | None, hint: str | None = None
+    ) -> None:
+        self.folder = folder
+        self.free_bytes = free_bytes
+        super().__init__(message, hint=hint)
 
 
 class SigningKeyError(RunbookError):

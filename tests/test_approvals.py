@@ -50,6 +50,7 @@ def story(tmp_path_factory) -> dict:
     run_id = steps["run_id"] = run_dir.name
     steps["run_dir"] = run_dir
     steps["target_after_refusal"] = target_state(project)
+    steps["manifest_ledger_lines"] = (run_dir.parent / "ledger.jsonl").read_text().splitlines()
     steps["manifest_refused"] = json.loads((run_dir / "manifest.json").read_text())
     steps["rollback_refused"] = runbook(project, "rollback", "--env", "ci", "--run-id", run_id)
     steps["approve"] = runbook(
@@ -103,10 +104,10 @@ def test_without_approval_the_full_load_is_refused_and_nothing_reaches_the_targe
     assert "stage full_load refused" in result.stderr
     assert "env ci requires an approval before the full load" in result.stderr
     assert f"runbook approve --env ci --run-id {story['run_id']} --operator NAME" in result.stderr
-    # only the evidence's anchor (runbook_ledger: one line per seal) was written to the target
+    # nothing but the evidence ledger's anchor (one row per seal) reaches the target
     after = dict(story["target_after_refusal"])
-    assert after.pop("runbook_ledger") > story["target_before"].get("runbook_ledger", 0)
-    assert after == {k: n for k, n in story["target_before"].items() if k != "runbook_ledger"}
+    assert after.pop("runbook_ledger") == len(story["manifest_ledger_lines"])
+    assert after == story["target_before"]
     manifest = story["manifest_refused"]
     assert manifest["status"] == "awaiting_approval"
     assert [s["name"] for s in manifest["stages"]] == ["assessment", "mapping", "trial"]

@@ -120,6 +120,38 @@ def test_the_ci_demo_loads_the_same_by_both_routes_into_postgresql(
     _assert_both_routes_write_the_same(ctx.spec, ctx.source_engines(), target, chunk_size=700)
 
 
+@pytest.mark.postgres
+def test_binary_copy_writes_the_same_postgresql_target_as_text_copy(
+    project, postgres_url, second_postgres_url, monkeypatch
+):
+    from runbook_demo.target_schema import create_target_schema
+    from runbook_lib.db import writes
+
+    build_demo("ci", project)
+    ctx = StageContext(load_params("ci", project_root=project), None)
+    contents = {}
+    binary_chunks = []
+    chosen = writes._binary_types
+
+    def counted(*args):
+        oids = chosen(*args)
+        binary_chunks.append(oids is not None)
+        return oids
+
+    for how, url in (("text", postgres_url), ("binary", second_postgres_url)):
+        if how == "text":
+            monkeypatch.setattr(writes, "_binary_types", lambda *args: None)
+        else:
+            monkeypatch.setattr(writes, "_binary_types", counted)
+        target = make_engine(url)
+        create_target_schema(target)
+        _load(ctx.spec, ctx.source_engines(), target, "arrow", 700)
+        contents[how] = _contents(target, ctx.spec.touched_tables())
+        target.dispose()
+    assert contents["binary"] == contents["text"]
+    assert sum(binary_chunks) > len(binary_chunks) // 2  # most chunks went binary
+
+
 def test_the_hr_sales_scenario_loads_byte_for_byte_the_same_by_both_routes(tmp_path):
     sys.path.insert(0, str(SCENARIOS))
     from hr_sales.legacy import build_legacy
@@ -160,6 +192,14 @@ def test_a_chunk_with_a_value_arrow_cannot_hold_goes_as_rows_and_says_why(tmp_pa
         ),
     )
     (pipeline,) = ordered_sources(spec)
+    route = arrow_route.choose()
+    read = list(arrow_route.chunks(pipeline, engine, pipeline.select(), 1, route))
+    assert [(b.columns["name"], last, n) for b, _r, last, n in read] == [
+        (["a"], (1,), 1),
+        (["b"], (2,), 1),
+    ]
+    after_last = pipeline.select(after_key=(2,))  # no rows: the result closes its cursor at once
+    assert list(arrow_route.chunks(pipeline, engine, after_last, 1, route)) == []
     odd = [(1, object()), (2, "b")]  # a value no driver returns: no exact Arrow form
     notes: set[str] = set()
     batch, rejects = arrow_route._by_kernels(pipeline, odd, notes)

@@ -19,7 +19,7 @@ from helpers import runbook
 from runbook_lib.config.params import load_params
 from runbook_lib.errors import EXIT_USAGE, ConnectionConfigError, MappingSpecError, ParamsError
 from runbook_lib.mapping.model import load_spec
-from runbook_lib.run import runner
+from runbook_lib.run import preflight
 
 CI_FILES = ("legacy_a", "legacy_b", "crm", "target", "trial_target")
 
@@ -88,7 +88,7 @@ def test_a_spec_system_without_a_connection_in_params_is_named_before_the_run(pr
     path.write_text(text.replace(old, "  legacy_a: legacy_x\n", 1), encoding="utf-8")
 
     with pytest.raises(ConnectionConfigError) as info:
-        runner.prepare("ci", project)
+        preflight.prepare("ci", project)
 
     message = str(info.value)
     assert "systems.legacy_a" in message and "'legacy_x'" in message
@@ -352,7 +352,7 @@ def test_an_unknown_phone_region_is_a_spec_error_before_the_assessment_runs(proj
     write_spec(project, data)
 
     with pytest.raises(MappingSpecError) as info:
-        runner.prepare("ci", project)  # the pre-flight: before the first notebook
+        preflight.prepare("ci", project)  # the pre-flight: before the first notebook
 
     assert info.value.problems == [
         (f"{USERS}.columns.phone.transform", "phone_e164: 'ZZ' is not a region phonenumbers knows")
@@ -485,3 +485,27 @@ def test_a_corrupted_trial_database_is_named_by_the_preflight(project):
     assert "connection 'trial_target'" in result.stderr and "trial_target.db" in result.stderr
     assert "not a readable SQLite database" in result.stderr
     assert not (project / "outputs").exists()
+
+
+def test_a_stage_opened_by_hand_does_not_create_a_missing_sqlite_source(project):
+    from helpers import ci_context
+
+    sqlite_files(project, names=("legacy_b", "crm", "target", "trial_target"))
+    context = ci_context(project)
+
+    with pytest.raises(ConnectionConfigError) as info:
+        context.source_engines()
+
+    assert "connection 'legacy_a'" in str(info.value) and "legacy_a.db" in str(info.value)
+    assert not (project / "work" / "ci" / "legacy_a.db").exists()
+
+
+def test_a_url_from_the_environment_is_shown_without_its_query_password():
+    from runbook_lib.config.connections import redact_url
+
+    url = sa.engine.make_url(
+        "postgresql+psycopg://app:pw-1@db/x?sslmode=require&password=S3cretPW-1"
+    )
+    shown = redact_url(url)
+    assert "S3cretPW-1" not in shown and "pw-1" not in shown
+    assert "sslmode=require" in shown and "password=***" in shown

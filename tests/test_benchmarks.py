@@ -41,7 +41,7 @@ def _run(project, script: str, *args: str) -> str:
 
 def test_the_load_benchmark_runs_every_contender(bench_project):
     out = _run(bench_project, "bench_load.py", "--orders", "400", "--chunk-size", "500")
-    for contender in ("copy", "toolkit", "floor", "to_sql"):
+    for contender in ("copy", "toolkit", "floor", "rows", "to_sql"):
         assert re.search(rf"^{contender}\s+\d+\.\d+\s+[\d,]+\s+[\d,]+\s+\d+ MB", out, re.M), out
     assert re.search(r"^toolkit / floor: [\d.]+x$", out, re.M), out
     assert (bench_project / "work" / "bench" / "400" / "built.json").is_file()
@@ -61,3 +61,16 @@ def test_the_transform_benchmark_compares_the_three_paths_and_the_io(bench_proje
     )
     assert re.search(r"^all sources\s+[\d,]+(\s+[\d,]+){4}\s+[\d.]+x\s+[\d.]+x", out, re.M), out
     assert re.search(r"^order_items\s+[\d,]+(\s+[\d,]+){5}\s+[\d.]+x\s+[\d.]+x$", out, re.M), out
+
+
+@pytest.mark.cluster
+def test_the_load_benchmark_runs_the_dask_engine_beside_the_local_load(bench_project):
+    out = _run(
+        bench_project,
+        *("bench_load.py", "--orders", "400", "--chunk-size", "500"),
+        *("--engine", "dask", "--workers", "2", "--partition-rows", "500"),
+    )
+    for contender in ("toolkit", "dask"):
+        assert re.search(rf"^{contender}\s+\d+\.\d+\s+[\d,]+\s+[\d,]+\s+\d+ MB", out, re.M), out
+    assert re.search(r"^dask / toolkit: [\d.]+x \(2 workers\)$", out, re.M), out
+    assert re.search(r"^dask: \d+ tasks, .* per-partition rows/s \{'min'", out, re.M), out

@@ -725,3 +725,10 @@ def test_floats_of_every_magnitude_read_as_their_repr_and_money_like_ones_all_de
         for value, found in zip(values, fixed, strict=True):
             assert found is None or found == Decimal(repr(value)), value
     assert None not in _fixed_values(money_like.tolist())
+
+
+def test_a_product_of_nineteen_digits_rounds_like_the_function():
+    """0.0343 × 14.614915336011915 = 0.50129…: a 19-digit coefficient, rounded to scale 0 is 1."""
+    options = {"to": "CNY", "rates": {"CNY": "1", "usd": 14.614915336011915}, "scale": 0}
+    assert_same("convert_amount", {**options, "currency": "USD"}, [Decimal("0.0343")])
+    assert_same("convert_amount", {**options, "currency": "USD"}, [Decimal("-0.0343")])

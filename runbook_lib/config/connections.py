@@ -7,12 +7,13 @@ A URL's secret is read here and nowhere else; everything that displays a URL goe
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
-from runbook_lib.config.params import ConnectionParams, LoadedParams
+from runbook_lib.config.params import SECRET_QUERY_KEY, ConnectionParams, LoadedParams
 from runbook_lib.db.type_rules import rules_for
 from runbook_lib.errors import ConnectionConfigError
 from runbook_lib.privacy.scrub import redact_text
@@ -100,9 +101,19 @@ class Connections:
     def url(self, name: str) -> URL:
         return resolve_url(name, self.params_for(name), self._params.project_root)
 
-    def engine(self, name: str) -> sa.Engine:
+    def engine(self, name: str, *, must_exist: bool = False) -> sa.Engine:
+        """The engine of connection ``name``; ``must_exist``: a SQLite file is never made empty."""
         if name not in self._engines:
-            self._engines[name] = make_engine(self.url(name))
+            url = self.url(name)
+            if must_exist and url.get_backend_name() == "sqlite":
+                problem = _open_sqlite(url, may_be_new=False)
+                if problem:
+                    raise ConnectionConfigError(
+                        f"connection {name!r} ({self._origin(name)}): {problem}",
+                        hint="fix its URL in params, or build the demo's databases: "
+                        f"runbook demo-data --env {self._params.env}",
+                    )
+            self._engines[name] = make_engine(url)
         return self._engines[name]
 
     def check_resolvable(self) -> None:
@@ -222,10 +233,17 @@ def _first_line(error: BaseException | None) -> str:
 
 
 def redact_url(url: URL | str) -> str:
-    """The URL with any password replaced by ``***``."""
+    """The URL with any password replaced by ``***``, secret query values (``?password=``) too."""
     if isinstance(url, URL):
-        return url.render_as_string(hide_password=True)
+        shown = url.render_as_string(hide_password=True)
+        return _QUERY_VALUE.sub(
+            lambda m: m["key"] + ("***" if SECRET_QUERY_KEY.search(m["key"]) else m["value"]),
+            shown,
+        )
     return redact_text(url)
+
+
+_QUERY_VALUE = re.compile(r"(?P<key>[?&][^=&]*=)(?P<value>[^&]*)")
 
 
 def ensure_database(url: sa.URL) -> None:

@@ -72,7 +72,7 @@ class ConnectionParams(_Strict):
 
 
 # query keys that carry a secret, whatever the driver calls it (password, passwd, PGPASSWORD, ...)
-_SECRET_QUERY_KEY = re.compile(r"pass|pwd|secret|token|api_?key|credential", re.IGNORECASE)
+SECRET_QUERY_KEY = re.compile(r"pass|pwd|secret|token|api_?key|credential", re.IGNORECASE)
 _PASSWORD_IN_TEXT = re.compile(r"[a-zA-Z][\w+.-]*://[^:/@\s]*:[^@/\s]+@")
 
 
@@ -81,7 +81,7 @@ def _secret_in_url(url: str, parsed) -> str | None:
     if parsed.password:
         return "user:password@"
     for key, value in parsed.query.items():
-        if _SECRET_QUERY_KEY.search(key):
+        if SECRET_QUERY_KEY.search(key):
             return f"query parameter {key!r}"
         values = [value] if isinstance(value, str) else list(value)
         if any(_PASSWORD_IN_TEXT.search(v) for v in values):
@@ -119,6 +119,9 @@ class DaskParams(_Strict):
     max_partitions: Annotated[int, Field(ge=1, le=10_000)] = 64
     # a partition that fails this many more times fails the stage, its key range named
     retries: Annotated[int, Field(ge=0, le=20)] = 2
+    # true: quarantined rows' gaps closed after each target (ids equal a local load's, one
+    # renumbering pass); false: the plan's ids, deterministic, gaps where rows were quarantined
+    dense_ids: bool = True
 
     @model_validator(mode="after")
     def _exactly_one_cluster(self) -> DaskParams:

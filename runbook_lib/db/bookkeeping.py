@@ -19,6 +19,7 @@ SUSPENDED_TABLE = "runbook_suspended_keys"
 PENDING_REFERENCES_TABLE = "runbook_pending_references"
 COUNTERS_TABLE = "runbook_counters"
 LEDGER_TABLE = "runbook_ledger"
+PARTITIONS_TABLE = "runbook_partitions"
 
 rejects = sa.Table(
     REJECTS_TABLE,
@@ -149,5 +150,29 @@ ledger_anchor = sa.Table(
     sa.Column("signer", sa.String(64)),
     sa.Column("facts", sa.Text),
     sa.Column("anchored_at", sa.String(32), nullable=False),
+    mysql_charset="utf8mb4",
+)
+
+
+# The key-range plan of a partitioned load (runbook_lib.scale): one row per partition of a source,
+# cut from the source before the load; each partition's own checkpoint sits in runbook_checkpoints
+# (source_table "<table>#p<n>"), and its attempts, worker and time are recorded here.
+partitions = sa.Table(
+    PARTITIONS_TABLE,
+    BOOKKEEPING,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("mode", sa.String(16), primary_key=True),
+    sa.Column("target_table", sa.String(64), primary_key=True),
+    sa.Column("source_system", sa.String(16), primary_key=True),
+    sa.Column("source_table", sa.String(64), primary_key=True),
+    sa.Column("partition_no", sa.Integer, primary_key=True),
+    sa.Column("after_key", sa.Text),  # exclusive lower bound (JSON list), NULL: from the first key
+    sa.Column("until_key", sa.Text),  # inclusive upper bound (JSON list), NULL: to the last key
+    sa.Column("planned_rows", sa.BigInteger, nullable=False),
+    sa.Column("first_id", sa.BigInteger, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("worker", sa.String(128)),
+    sa.Column("seconds", sa.Float),
+    sa.Column("finished_at", sa.String(32)),
     mysql_charset="utf8mb4",
 )

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
+from functools import partial
+from operator import is_not
 
 import sqlalchemy as sa
 
 Violation = tuple[str, str]
+_TEXT_OR_NULL = frozenset({str, type(None)})
+_DECIMAL_OR_NULL = frozenset({Decimal, type(None)})
 ColumnCheck = Callable[[Sequence], dict[int, Violation]]
 
 
@@ -35,7 +39,11 @@ def _not_null(name: str) -> ColumnCheck:
 
 def _max_length(name: str, length: int) -> ColumnCheck:
     def check(values: Sequence) -> dict[int, Violation]:
-        if max((len(v) for v in values if type(v) is str), default=0) <= length:
+        if set(map(type, values)) <= _TEXT_OR_NULL:  # the usual column: C-level passes only
+            longest = max(map(len, filter(None, values)), default=0)
+        else:
+            longest = max((len(v) for v in values if type(v) is str), default=0)
+        if longest <= length:
             return {}
         return {
             i: ("target_too_long", f"{name}: {len(v)} characters, the target allows {length}")
@@ -50,7 +58,10 @@ def _max_digits(name: str, precision: int, scale: int) -> ColumnCheck:
     limit = Decimal(10) ** (precision - scale)
 
     def check(values: Sequence) -> dict[int, Violation]:
-        decimals = [v for v in values if isinstance(v, Decimal)]
+        if set(map(type, values)) <= _DECIMAL_OR_NULL:  # the usual column: C-level passes only
+            decimals = list(filter(partial(is_not, None), values))
+        else:
+            decimals = [v for v in values if isinstance(v, Decimal)]
         if not decimals or (max(decimals) < limit and min(decimals) > -limit):
             return {}
         return {

@@ -6,8 +6,10 @@ A new dialect is one registration here, not an ``if`` in the loader.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import partial
+from operator import attrgetter, is_not
 
 import sqlalchemy as sa
 
@@ -61,20 +63,89 @@ def _executemany(
 def _postgresql_copy(
     connection: sa.Connection, table: sa.Table, names: list[str], rows: list[tuple]
 ) -> None:
-    """COPY ... FROM STDIN through psycopg 3, in the chunk's own transaction."""
+    """COPY ... FROM STDIN through psycopg 3, in the chunk's own transaction.
+
+    Binary COPY where every value of the chunk has the one Python type whose binary form is
+    exactly the column's (``_binary_types``): an int into an integer column, a Decimal into
+    numeric, a str into text, an aware datetime into timestamptz, ... A chunk with
+    anything else (a naive datetime for a timestamptz, which text COPY reads in the session's
+    zone) goes by text COPY, as every chunk did before, so both give the same stored values.
+    """
     if connection.dialect.driver != "psycopg":
         _executemany(connection, table, names, rows)
         return
     quote = connection.dialect.identifier_preparer.quote
     statement = f"COPY {quote(table.name)} ({', '.join(quote(c) for c in names)}) FROM STDIN"
-    cursor = connection.connection.driver_connection.cursor()
+    driver = connection.connection.driver_connection
+    oids = _binary_types(driver, table.name, names, rows)
+    if oids is not None:
+        statement += " (FORMAT binary)"
+    cursor = driver.cursor()
     try:
         with cursor.copy(statement) as copy:
+            if oids is not None:
+                copy.set_types(oids)
             write = copy.write_row
             for row in rows:
                 write(row)
     finally:
         cursor.close()
+
+
+# PostgreSQL type oid → the Python types whose binary COPY form it takes exactly
+_BINARY_OIDS: dict[int, frozenset[type]] = {
+    20: frozenset({int}),  # int8
+    21: frozenset({int}),  # int2
+    23: frozenset({int}),  # int4
+    1700: frozenset({Decimal}),  # numeric
+    25: frozenset({str}),  # text
+    1043: frozenset({str}),  # varchar
+    16: frozenset({bool}),  # bool
+    1082: frozenset({date}),  # date
+    1114: frozenset({datetime}),  # timestamp: naive values only (checked)
+    1184: frozenset({datetime}),  # timestamptz: aware values only (checked)
+}
+_INT_RANGES = {21: (-(2**15), 2**15 - 1), 23: (-(2**31), 2**31 - 1), 20: (-(2**63), 2**63 - 1)}
+_present = partial(filter, partial(is_not, None))
+_tzinfo = attrgetter("tzinfo")
+
+
+def _binary_types(driver, table: str, names: list[str], rows: list[tuple]) -> list[int] | None:
+    """The column type oids for a binary COPY of ``rows``, or None where text COPY must go.
+
+    Every value is checked (by C-level passes down each column): one value of another type,
+    an int out of its column's range (the server's refusal, as text COPY gets it), a naive
+    datetime for a timestamptz or an aware one for a timestamp sends the chunk by text.
+    """
+    found = dict(
+        driver.execute(
+            "SELECT attname, atttypid::int FROM pg_attribute "
+            "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+            (f'"{table}"',),
+        ).fetchall()
+    )
+    oids = [found.get(name) for name in names]
+    for oid, values in zip(oids, zip(*rows, strict=True), strict=True):
+        allowed = _BINARY_OIDS.get(oid)
+        if allowed is None:
+            return None
+        kinds = set(map(type, values))
+        nulls = type(None) in kinds
+        kinds.discard(type(None))
+        if not kinds:
+            continue
+        if not kinds <= allowed:
+            return None
+        present = list(_present(values)) if nulls else values
+        if oid in _INT_RANGES:
+            low, high = _INT_RANGES[oid]
+            if min(present) < low or max(present) > high:
+                return None
+        elif oid in (1114, 1184):
+            zones = set(map(_tzinfo, present))
+            if (None in zones) == (oid == 1184) or (oid == 1114 and zones - {None}):
+                return None
+    return oids
 
 
 # MySQL/MariaDB: executemany becomes batched multi-row INSERTs (SQLAlchemy insertmanyvalues and

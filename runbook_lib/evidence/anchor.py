@@ -5,7 +5,7 @@ newest run and its ledger tail, or re-seal an edited manifest, and the chain sti
 seal also records its ledger line in the target's ``runbook_ledger`` table (``db.bookkeeping``),
 in a transaction committed *before* the line is appended to ``ledger.jsonl``, together with what
 the manifest then said (``facts``: each stage's status and notebook sha256, the params and spec
-sha256, each approval's sha256). A seal first checks that the files still agree with the anchor
+sha256, the approval's sha256). A seal first checks that the files still agree with the anchor
 and refuses otherwise, so a forged line is never laundered into the anchor by a later seal.
 
 ``compare`` is the check ``runbook verify --env ENV --against-target`` runs: every anchored
@@ -54,9 +54,8 @@ def manifest_facts(data: dict[str, Any]) -> dict[str, Any]:
         "status": data.get("status"),
         "params_sha256": data.get("params_sha256"),
         "mapping_spec_sha256": (data.get("mapping_spec") or {}).get("sha256"),
-        "approvals": {
-            role: (data.get(role) or {}).get("sha256") for role in ("approval", "approval_cutover")
-        },
+        "approval_sha256": (data.get("approval") or {}).get("sha256"),
+        "approval_cutover_sha256": (data.get("approval_cutover") or {}).get("sha256"),
         "stages": {
             stage["name"]: {
                 "status": stage.get("status"),
@@ -206,6 +205,24 @@ class Anchor:
                 f"could not anchor ledger line {entry.seq} of env {self.env} in {self.label} "
                 f"({type(exc.orig).__name__}): nothing was recorded",
                 hint="the target must be reachable to record evidence; try again",
+            ) from None
+
+    def retract(self, entry: Entry) -> None:
+        """Remove ``entry``'s anchor when its line could not be appended (best effort, said)."""
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    ledger_anchor.delete().where(
+                        ledger_anchor.c.env == self.env,
+                        ledger_anchor.c.seq == entry.seq,
+                        ledger_anchor.c.entry_sha256 == entry.entry_sha256,
+                    )
+                )
+        except sa.exc.DBAPIError as exc:
+            raise EvidenceError(
+                f"ledger line {entry.seq} of env {self.env} could not be written, and its anchor "
+                f"in {self.label} could not be removed ({type(exc.orig).__name__})",
+                hint=f"runbook verify --env {self.env} --against-target names the line",
             ) from None
 
     def _row(self, entry: Entry, facts: dict | None, now: str) -> dict[str, Any]:

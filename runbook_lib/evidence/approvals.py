@@ -5,18 +5,17 @@ approval record of that run.
 
 ``runbook approve --env ENV --run-id RUN --operator NAME`` writes ``approval.json`` into the run
 folder: who approved, when, from which account and host, bound to the sha256 of the run's executed
-trial notebook (the evidence the approver read) and of the mapping spec the trial ran with. A
-re-run trial or a changed spec no longer matches it, so the load refuses again until someone
-approves the new evidence. ``--for cut-over`` writes ``approval-cutover.json`` the same way,
-bound to the passed validation's notebook. Every approval is bound to the params file's sha256
-too (its gates, connections and roles): changed params make it outdated. The record is an
-artifact of the run (hashed in the manifest, sealed in the ledger), so editing it fails
-``runbook verify`` and the gate.
+trial notebook (the evidence the approver read), of the mapping spec the trial ran with and of the
+params file (its gates, connections, approvals). A re-run trial, a changed spec or changed params
+no longer match it, so the load refuses again until someone approves the new evidence.
+``--for cut-over`` writes ``approval-cutover.json`` the same way, bound to the passed
+validation's notebook. The record is an artifact of the run (hashed in the manifest, sealed in the
+ledger), so editing it fails ``runbook verify`` and the gate.
 
 Both sides read the target's anchor (``evidence.anchor``), not only the files: only evidence the
 target recorded as passed, with that very notebook, can be approved, and the gate accepts only
-the approval record and evidence the target anchored (a forged record or notebook re-sealed in
-``outputs/`` without database access is refused).
+the approval record and evidence the target anchored (a forged ``approval.json`` or notebook
+re-sealed without database access is refused).
 
 Four eyes: nobody who operated a stage of the run may approve it, nor start an approved stage
 they approved themselves; where params list ``roles.approvers`` only those may approve. Names are
@@ -84,10 +83,10 @@ class Approval:
     evidence_sha256: str
     mapping_spec: str
     mapping_spec_sha256: str
-    run_operators: tuple[str, ...] = ()  # who ran the run's stages: never its approver
     # older records (before the binding to params) have none: the gate refuses them
     params_file: str | None = None
     params_sha256: str | None = None
+    run_operators: tuple[str, ...] = ()  # who ran the run's stages: never its approver
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -193,9 +192,9 @@ def approve(
         evidence_sha256=evidence["sha256_notebook"],
         mapping_spec=str(params.model.mapping),
         mapping_spec_sha256=spec.sha256,
-        run_operators=tuple(operators),
         params_file=str(params.path.relative_to(params.project_root)),
         params_sha256=sha256_file(params.path),
+        run_operators=tuple(operators),
     )
     what = f"{approves} {approval.approved_by}"
     with change_run(run_dir, "approve", what, report=True, trust=trust) as manifest:
@@ -222,17 +221,18 @@ def check_approval(
     env: str,
     spec_sha256: str,
     action: str,
-    operator: str | None = None,
     *,
     params_sha256: str,
     anchored: dict | None,
+    operator: str | None = None,
 ) -> Approval:
-    """The run's approval if it still holds; else raise.
+    """The run's approval for ``action`` if it still holds; else raise.
 
-    It holds for its evidence, ``spec_sha256`` and ``params_sha256`` (the params file the stage
-    runs with), and only as the target anchored it: ``anchored`` is the run's newest anchored
-    facts (``Anchor.facts_of``), whose approval and evidence hashes must be these. ``operator``
-    (who is about to start ``action``) must not be its approver (four eyes).
+    It holds for the run's evidence (trial, or validation for the cut-over), ``spec_sha256`` and
+    ``params_sha256`` (the params file the stage runs with), and only as the target anchored it:
+    ``anchored`` is the run's newest anchored facts (``Anchor.facts_of``), whose approval and
+    evidence hashes must be these. ``operator`` (who is about to start ``action``) must not be
+    its approver (four eyes).
     """
     run_id = run_dir.name
     approves, kind = approvable_for(action)
@@ -256,9 +256,7 @@ def check_approval(
             f"(edited?): the {action} will not start",
             hint=f"runbook verify {run_dir}",
         )
-    if anchored is None or (anchored.get("approvals") or {}).get(
-        kind.manifest_role
-    ) != recorded.get("sha256"):
+    if anchored is None or anchored.get(f"{kind.manifest_role}_sha256") != recorded.get("sha256"):
         raise ApprovalRequiredError(
             f"the approval record of run {run_id} is not the one the target anchored "
             f"(forged, or recorded without the target): the {action} will not start",
@@ -280,12 +278,13 @@ def check_approval(
             f"{current[:12]}): the {action} will not start",
             hint=again,
         )
-    stage = anchored.get("stages", {}).get(kind.evidence_stage) or {}
-    if stage.get("sha256_notebook") != approval.evidence_sha256:
+    stage = kind.evidence_stage
+    anchored_evidence = (anchored.get("stages", {}).get(stage) or {}).get("sha256_notebook")
+    if anchored_evidence != approval.evidence_sha256:
         raise ApprovalRequiredError(
-            f"the {kind.evidence_stage} {approval.approved_by} approved in run {run_id} is not the "
-            f"one the target anchored ({approval.evidence_sha256[:12]} → "
-            f"{str(stage.get('sha256_notebook'))[:12]}): the {action} will not start",
+            f"the {stage} {approval.approved_by} approved in run {run_id} is not the {stage} the "
+            f"target anchored ({approval.evidence_sha256[:12]} → {str(anchored_evidence)[:12]}): "
+            f"the {action} will not start",
             hint=again,
         )
     if spec_sha256 != approval.mapping_spec_sha256:
@@ -300,7 +299,7 @@ def check_approval(
             f"the params changed since {approval.approved_by} approved run {run_id} "
             f"({str(approval.params_sha256)[:12]} → {params_sha256[:12]}): the approval is "
             f"outdated and the {action} will not start",
-            hint=f"review the params (gates, connections, roles) and the evidence, then {again}",
+            hint=f"review the params (gates, connections) and the trial, then {again}",
         )
     if operator is not None and _same_person(operator, approval.approved_by):
         raise ApprovalRequiredError(

@@ -561,9 +561,9 @@ def _approval(data: dict) -> str:
     )
     return (
         '<section id="approval"><h2>Approval</h2><p>Each approval is bound to the evidence the '
-        "approver read, to the mapping spec and to the params file; nobody who operated the run "
-        'may approve it.</p><table class="grid"><tr><th>approves</th><th>Approved by</th>'
-        "<th>at (UTC)</th><th>evidence</th><th>mapping spec</th><th>params</th><th>record</th></tr>"
+        "approver read, the mapping spec and the params; nobody who operated the run may approve it."
+        '</p><table class="grid"><tr><th>approves</th><th>Approved by</th><th>at (UTC)</th>'
+        "<th>evidence</th><th>mapping spec</th><th>params</th><th>record</th></tr>"
         f"{rows}</table></section>"
     )
 

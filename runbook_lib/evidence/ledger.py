@@ -32,7 +32,7 @@ from typing import Any
 
 from runbook_lib.errors import EvidenceError, SigningKeyError
 from runbook_lib.evidence import signing
-from runbook_lib.evidence.run_folder import MANIFEST, Manifest, sha256_file, utc_now
+from runbook_lib.evidence.run_folder import MANIFEST, Manifest, sha256_file, utc_now, writing
 
 LEDGER = "ledger.jsonl"
 GENESIS = "0" * 64
@@ -127,8 +127,10 @@ def latest(entries: list[Entry], run_id: str) -> Entry | None:
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on the ledger itself (created empty if new) while appending."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("ab") as handle:
+    with writing(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("ab")
+    with handle:
         try:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX: one writer at a time by convention
@@ -166,7 +168,11 @@ def seal(
         _refuse_damaged(path, [*problems, *signature_problems(entries).problems])
         if opening:
             manifest.data["chain"] = _link(entries, manifest.data["run_id"])
-        digest = sha256_file(manifest.write_pending())
+        try:
+            digest = sha256_file(manifest.write_pending())
+        except BaseException:
+            manifest.pending_path.unlink(missing_ok=True)
+            raise
         last = latest(entries, manifest.data["run_id"])
         if last is not None and last.manifest_sha256 == digest:
             manifest.commit_pending()
@@ -191,18 +197,37 @@ def seal(
         digest = _entry_hash(fields)
         sig = signer.sign(digest) if signer is not None else None
         entry = Entry(**fields, entry_sha256=digest, sig=sig)
-        if anchor is not None:
-            try:
+        anchored = False
+        try:
+            if anchor is not None:
                 anchor.append(entries, entry, manifest.data)  # committed before the line
-            except BaseException:
-                manifest.pending_path.unlink(missing_ok=True)
-                raise
-        with path.open("ab") as handle:
-            handle.write(entry.line().encode("utf-8") + b"\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+                anchored = True
+            append_line(path, entry.line().encode("utf-8") + b"\n")
+        except BaseException:
+            manifest.pending_path.unlink(missing_ok=True)  # not recorded: manifest.json stands
+            if anchored:  # the line never reached the file (a full disk): nor does its anchor
+                anchor.retract(entry)
+            raise
         manifest.commit_pending()
         return entry
+
+
+def append_line(path: Path, line: bytes) -> None:
+    """Append one ledger line whole, or not at all: a failed write is cut back off the file."""
+    with writing(path.parent), path.open("ab") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        try:
+            _write(handle, line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        except BaseException:
+            handle.truncate(size)  # a half-written line would damage the whole ledger
+            raise
+
+
+def _write(handle, data: bytes) -> None:
+    """The ledger's write of bytes (one place, where a full disk shows)."""
+    handle.write(data)
 
 
 def recover(run_dir: Path) -> bool:

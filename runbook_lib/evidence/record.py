@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from runbook_lib.errors import RunbookError
+from runbook_lib.errors import EvidenceWriteError, RunbookError
 from runbook_lib.evidence import index_page, ledger
 from runbook_lib.evidence.run_folder import (
     ATTEMPT_FIELDS,
@@ -25,6 +25,7 @@ from runbook_lib.evidence.run_folder import (
     attempt_name,
     sha256_file,
     utc_now,
+    writing,
 )
 from runbook_lib.evidence.trust import Trust
 from runbook_lib.evidence.verify import require_intact
@@ -40,7 +41,13 @@ def open_run(run_dir: Path, detail: str, *, trust: Trust | None = None, **fields
     trust = trust or Trust()
     ledger.require_sound(run_dir.parent)
     manifest = Manifest.create(run_dir, **fields, **trust.manifest_fields())
-    _seal(manifest, "open", detail, trust, opening=True)
+    try:
+        _seal(manifest, "open", detail, trust, opening=True)
+    except EvidenceWriteError:
+        # never recorded: no run folder is left for verify to find outside the ledger
+        if not (run_dir / MANIFEST).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return manifest
 
 
@@ -109,7 +116,8 @@ def keep_attempt(run_dir: Path, stage: str, trust: Trust | None = None) -> dict[
             for kind in ("notebook", "html"):
                 if f"sha256_{kind}" in entry:
                     name = attempt_name(entry[kind], number)
-                    shutil.copyfile(run_dir / entry[kind], run_dir / name)
+                    with writing(run_dir):
+                        shutil.copyfile(run_dir / entry[kind], run_dir / name)
                     kept |= {kind: name, f"sha256_{kind}": sha256_file(run_dir / name)}
         manifest.data["stages"] = [
             {

@@ -7,15 +7,20 @@ written through ``record`` (require intact → change → seal in the ledger).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import re
 import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runbook_lib.errors import EvidenceError, RunbookError
+from runbook_lib.errors import EvidenceError, EvidenceWriteError, RunbookError
 from runbook_lib.evidence.scraps import json_safe
 
 MANIFEST = "manifest.json"
@@ -76,6 +81,72 @@ def latest_run(project_root: Path, env: str) -> Path | None:
     return runs[-1] if runs else None
 
 
+# A write of evidence fails for want of space or permission: said as such, never a traceback.
+WRITE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+)
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Free space where ``folder`` is (or would be): its nearest existing ancestor's disk."""
+    for candidate in (Path(folder), *Path(folder).parents):
+        if candidate.exists():
+            try:
+                return shutil.disk_usage(candidate).free
+            except OSError:
+                return None
+    return None
+
+
+def write_failure(folder: Path, error: OSError, hint: str | None = None) -> EvidenceWriteError:
+    """The error of a failed evidence write: the folder, why, and the free space there."""
+    free = free_bytes(folder)
+    shown = "unknown" if free is None else f"{free / 2**20:,.1f} MiB"
+    why = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is exhausted",
+        errno.EFBIG: "the file is too large for the disk",
+        errno.EROFS: "the folder is on a read-only file system",
+    }.get(error.errno, f"the folder is not writable ({os.strerror(error.errno or 0)})")
+    return EvidenceWriteError(
+        f"cannot write evidence in {folder}: {why}; free space there: {shown}",
+        folder=str(folder),
+        free_bytes=free,
+        hint=hint
+        or "free space or make the folder writable; nothing half-written was kept, the manifest "
+        "and the ledger are as last recorded",
+    )
+
+
+@contextmanager
+def writing(folder: Path, hint: str | None = None) -> Iterator[None]:
+    """Turn a failed write in ``folder`` (space, permission) into an ``EvidenceWriteError``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        raise write_failure(folder, exc, hint) from None
+
+
+def write_evidence(path: Path, data: bytes) -> None:
+    """The one write of a whole evidence file: on failure no partial file is left behind."""
+    try:
+        with writing(path.parent):
+            with path.open("wb") as handle:
+                _write(handle, data)
+                handle.flush()
+                os.fsync(handle.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def _write(handle, data: bytes) -> None:
+    """Evidence bytes onto the disk (one place, where a full disk shows)."""
+    handle.write(data)
+
+
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read in blocks."""
     digest = hashlib.sha256()
@@ -99,7 +170,8 @@ class Manifest:
     @classmethod
     def create(cls, run_dir: Path, **fields: Any) -> Manifest:
         """A new run folder and its manifest (in memory: seal it to write and record it)."""
-        run_dir.mkdir(parents=True, exist_ok=False)
+        with writing(run_dir.parent):
+            run_dir.mkdir(parents=True, exist_ok=False)
         return cls(run_dir, {**fields, "stages": []})
 
     @classmethod
@@ -125,9 +197,8 @@ class Manifest:
 
     def write_pending(self) -> Path:
         """Write the next version beside the current one (``seal`` records it, then commits it)."""
-        self.pending_path.write_text(
-            json.dumps(json_safe(self.data), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        text = json.dumps(json_safe(self.data), indent=2, ensure_ascii=False) + "\n"
+        write_evidence(self.pending_path, text.encode("utf-8"))
         return self.pending_path
 
     def commit_pending(self) -> None:

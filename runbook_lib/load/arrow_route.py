@@ -69,14 +69,44 @@ def chunks(
     notes: set[str] | None = None,
 ) -> Iterator[Chunk]:
     """The transformed chunks of ``query``'s rows by ``route``; ``notes`` collects fallbacks."""
-    transform = _by_kernels if route.engine == "arrow" else _by_columns
     with source.connect() as connection:
         result = connection.execute(
             query.execution_options(stream_results=True, yield_per=chunk_size)
         )
-        for partition in result.partitions(chunk_size):
+        if route.engine == "rows":
+            partitions = result.partitions(chunk_size)
+            transform = _by_columns
+        else:
+            partitions = _driver_rows(result, chunk_size)
+            transform = _by_kernels
+        for partition in partitions:
             batch, rejects = transform(pipeline, partition, notes)
             yield batch, rejects, pipeline.key_values(partition[-1]), len(partition)
+
+
+def _driver_rows(result: sa.CursorResult, size: int):
+    """The result's rows as the driver gives them (tuples), ``size`` at a time, in order.
+
+    No ``Row`` objects: the columns go to Arrow and only rejects need a source row, which a
+    tuple gives as a Row would (the untyped select runs no result processors). Read through
+    the result's own fetch strategy, so a row it buffered already (streamed results prefetch
+    one) is not lost.
+    """
+    while True:
+        # looked up each time: a result that ran out (or had no rows) has closed its cursor
+        # and swapped its strategy for one that gives no rows
+        rows = result.cursor_strategy.fetchmany(result, result.cursor, size)
+        if not rows:
+            return
+        yield rows
+
+
+def transform(
+    pipeline: CompiledSource, rows, route: Route | None = None, notes: set[str] | None = None
+) -> tuple[ColumnBatch, list[Reject]]:
+    """One chunk of source rows transformed by ``route`` (default: the Arrow route)."""
+    by = _by_columns if route is not None and route.engine == "rows" else _by_kernels
+    return by(pipeline, rows, notes)
 
 
 def _by_columns(pipeline: CompiledSource, partition, _notes) -> tuple[ColumnBatch, list[Reject]]:

@@ -28,6 +28,7 @@ from runbook_lib.db.bookkeeping import (
     BOOKKEEPING,
     CHECKPOINTS_TABLE,
     COUNTERS_TABLE,
+    PARTITIONS_TABLE,
     PENDING_REFERENCES_TABLE,
     REJECTS_TABLE,
     SNAPSHOTS_TABLE,
@@ -382,7 +383,12 @@ def restore(engine: sa.Engine, snap: Snapshot) -> RestoreReport:
             # a load killed while the foreign keys were suspended: they come back with the data
             foreign_keys.reinstate(connection, snap.run_id)
             counters = _restore_counters(connection, snap.run_id, present)
-            for bookkeeping in (REJECTS_TABLE, CHECKPOINTS_TABLE, PENDING_REFERENCES_TABLE):
+            for bookkeeping in (
+                REJECTS_TABLE,
+                CHECKPOINTS_TABLE,
+                PENDING_REFERENCES_TABLE,
+                PARTITIONS_TABLE,
+            ):
                 if bookkeeping in present:
                     removed = connection.execute(
                         sa.text(f"DELETE FROM {bookkeeping} WHERE run_id = :run_id"),

@@ -29,7 +29,7 @@ from runbook_lib.errors import GateFailedError, RunbookError
 from runbook_lib.load import arrow_route, checkpoints, foreign_keys, self_references
 from runbook_lib.load.merge import merge_chunk
 from runbook_lib.load.quarantine import ensure_rejects_table, write_rejects
-from runbook_lib.load.references import resolve_references
+from runbook_lib.load.references import ParentIndex, resolve_references
 from runbook_lib.mapping.columns import ColumnBatch
 from runbook_lib.mapping.compiled import CompiledSource, Reject, ordered_sources
 from runbook_lib.mapping.model import LoadedSpec
@@ -409,22 +409,30 @@ def stream_source(
     progress: RowProgress | None,
     route: arrow_route.Route | None = None,
     notes: set[str] | None = None,
+    *,
+    until_key: tuple | None = None,
+    first_id: int | None = None,
 ) -> checkpoints.Checkpoint:
     """Load the rows after the checkpoint, one transaction per chunk, checkpoint included.
 
     ``route`` (default: the Arrow route) transforms the chunks: as record batches through the
     kernels, or a column at a time; ``notes`` collects why chunks left the Arrow route.
+    A partition of a source (``runbook_lib.scale``) reads up to ``until_key`` (inclusive) and
+    numbers its rows from ``first_id``; without them the whole source after the checkpoint is
+    read and ids continue after the target's highest.
 
     Reading, transforming and resolving the references of chunk N+1 overlaps with writing chunk
     N: a single writer thread commits the chunks one by one, in order, while this thread reads
     ahead by one chunk. The database does much of a write's work in its own process (COPY,
     indexes), so on two cores the halves run side by side; memory holds three chunks at most.
     """
-    write_chunk = _ChunkCommitter(pipeline, target, metadata, key)
+    write_chunk = _ChunkCommitter(pipeline, target, metadata, key, first_id=first_id)
     expected = counts["source_rows"] - sum(
         v for k, v in counts.items() if k.startswith("filtered:")
     )
-    query = pipeline.select(sample_percent=sample_percent, after_key=state.last_key)
+    query = pipeline.select(
+        sample_percent=sample_percent, after_key=state.last_key, until_key=until_key
+    )
     if progress:  # starts the clock for the rate of this table
         progress(pipeline.label, state.rows_read, expected)
     route = route or arrow_route.choose()
@@ -434,10 +442,14 @@ def stream_source(
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="runbook-writer") as writer,
     ):
         pending: Future | None = None
+        # a vectorized join needs the target's own key equality to be exact (MySQL/MariaDB
+        # collations ignore case and trailing spaces): there the keyed query stays
+        exact_keys = target.dialect.name in ("postgresql", "sqlite")
+        parents = ParentIndex(pipeline) if route.engine == "arrow" and exact_keys else None
         for batch, rejects, last_key, rows_read in chunks:
             # Parents belong to earlier targets, already committed: safe to look up from here.
             begin_lookups(lookups)
-            batch = resolve_references(lookups, pipeline, metadata, batch, rejects)
+            batch = resolve_references(lookups, pipeline, metadata, batch, rejects, parents=parents)
             lookups.rollback()  # no read transaction held open between chunks
             if pending is not None:
                 state = pending.result()
@@ -467,6 +479,7 @@ class _ChunkCommitter:
         target: sa.Engine,
         metadata: sa.MetaData,
         key: checkpoints.CheckpointKey,
+        first_id: int | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.target = target
@@ -474,7 +487,7 @@ class _ChunkCommitter:
         self.key = key
         self.table = metadata.tables[pipeline.target_name]
         self.id_column = pipeline.target.id_column
-        self.next_id = IdSequence(target, self.table, self.id_column)
+        self.next_id = IdSequence(target, self.table, self.id_column, first=first_id)
         self.violations = chunk_checker(
             self.table,
             ["source_system", "source_key", *(n for c in pipeline.columns for n in c.outputs)],
@@ -595,9 +608,11 @@ def _quarantine_violations(
 class IdSequence:
     """Surrogate ids handed out by the loader, continuing after the highest id in the target."""
 
-    def __init__(self, engine: sa.Engine, table: sa.Table, id_column: str | None) -> None:
-        self._next = 1
-        if id_column:
+    def __init__(
+        self, engine: sa.Engine, table: sa.Table, id_column: str | None, first: int | None = None
+    ) -> None:
+        self._next = 1 if first is None else first
+        if id_column and first is None:
             with engine.connect() as connection:
                 highest = connection.execute(sa.select(sa.func.max(table.c[id_column]))).scalar()
             self._next = (highest or 0) + 1

@@ -27,7 +27,7 @@ from runbook_lib.db.type_rules import type_family
 from runbook_lib.db.writes import adapt_rows, write_dicts
 from runbook_lib.db.writes import savepoint as open_savepoint
 from runbook_lib.errors import GateFailedError
-from runbook_lib.load import checkpoints, self_references
+from runbook_lib.load import arrow_route, checkpoints, self_references
 from runbook_lib.load.loader import IdSequence, set_counters_past_highest, stream_source
 from runbook_lib.load.quarantine import ensure_rejects_table, write_rejects
 from runbook_lib.load.references import resolve_references
@@ -424,7 +424,7 @@ def _upsert_changed(
         )
         for partition in result.partitions(chunk_size):
             marks = [row[-1] for row in partition]
-            batch, rejects = pipeline.transform_batch([tuple(row[:-1]) for row in partition])
+            batch, rejects = arrow_route.transform(pipeline, [tuple(row[:-1]) for row in partition])
             with target.begin() as connection:
                 batch = resolve_references(
                     connection, pipeline, metadata, batch, rejects, deferred_too=True

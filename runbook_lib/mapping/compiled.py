@@ -512,11 +512,13 @@ class CompiledSource:
         sample_percent: int | None = None,
         after_key: tuple | None = None,
         changed_since: tuple[str, str | None] | None = None,
+        until_key: tuple | None = None,
     ) -> sa.Select:
         """Rows to load, in key order, with filters (and the sample, for a trial) applied.
 
         ``after_key`` resumes after the last committed key of a checkpoint; ``changed_since``
         (column, value) adds that change column last and keeps the rows where it passed the value.
+        ``until_key`` ends the rows at that key, inclusive (one partition of a key-range plan).
         """
         names = [*self.select_columns, *([changed_since[0]] if changed_since else [])]
         table = sa.table(self.table, *(sa.column(name) for name in names))
@@ -529,6 +531,12 @@ class CompiledSource:
                 query = query.where(keys[0] > after_key[0])
             else:
                 query = query.where(sa.tuple_(*keys) > sa.tuple_(*after_key))
+        if until_key is not None:
+            keys = [table.c[name] for name in self.key_columns]
+            if len(keys) == 1:
+                query = query.where(keys[0] <= until_key[0])
+            else:
+                query = query.where(sa.tuple_(*keys) <= sa.tuple_(*until_key))
         query = query.where(*self.filter_clauses())
         if sample_percent is not None:
             query = query.where(self.sample_clause(sample_percent))

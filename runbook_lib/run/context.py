@@ -66,9 +66,13 @@ class StageContext:
         return compile_spec(self.spec)
 
     def source_engines(self) -> dict[str, sa.Engine]:
-        """Engine per source system of the spec (systems name their params connection)."""
+        """Engine per source system of the spec (systems name their params connection).
+
+        A SQLite source that is not there is an error, never an empty file made by opening it.
+        """
         return {
-            system: self.connections.engine(conn) for system, conn in self.spec.spec.systems.items()
+            system: self.connections.engine(conn, must_exist=True)
+            for system, conn in self.spec.spec.systems.items()
         }
 
     def target_engine(self) -> sa.Engine:

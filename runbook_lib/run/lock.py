@@ -31,7 +31,7 @@ from runbook_lib.config.params import LoadedParams
 from runbook_lib.db.locks import advisory_lock
 from runbook_lib.errors import RunLockedError
 from runbook_lib.evidence.provenance import who_and_where
-from runbook_lib.evidence.run_folder import runs_root, utc_now
+from runbook_lib.evidence.run_folder import runs_root, utc_now, writing
 
 LOCK_FILE = "run.lock"
 # A killed holder's database session ends a moment after its process: how long to wait for it.
@@ -62,7 +62,8 @@ def hold(
         "since": utc_now(),
     }
     lock_file = _LockFile(env_dir / LOCK_FILE)
-    stale = lock_file.acquire(info, params.env)
+    with writing(env_dir):  # a read-only or full outputs/<env>/: said, before anything else
+        stale = lock_file.acquire(info, params.env)
     try:
         if stale is not None:
             echo(
@@ -156,9 +157,14 @@ class _LockFile:
                 pass
             os.close(descriptor)
         stale = _read(descriptor)
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, (json.dumps(info, indent=2) + "\n").encode("utf-8"), 0)
-        os.fsync(descriptor)
+        try:
+            os.ftruncate(descriptor, 0)
+            os.pwrite(descriptor, (json.dumps(info, indent=2) + "\n").encode("utf-8"), 0)
+            os.fsync(descriptor)
+        except OSError:  # a full disk: hold nothing, leave no half-written holder
+            self.path.unlink(missing_ok=True)
+            os.close(descriptor)
+            raise
         self.descriptor = descriptor
         return stale
 

@@ -1,7 +1,7 @@
 """Execute runbook stages with papermill into ``outputs/<env>/<run_id>/``, gated stage by stage.
 
-Params are validated and every connection's environment variable checked before a run folder is
-made, so a bad params file writes nothing. Each executed notebook is scrubbed of secrets, exported
+The pre-flight (``preflight.prepare``: params, the spec's structure, every connection opened) runs
+before a run folder is made, so bad input writes nothing. Each executed notebook is scrubbed of secrets, exported
 to HTML and entered in the manifest as soon as it finishes, passed or failed; every change of the
 manifest goes through ``evidence.record`` (proven intact, then sealed in the environment's
 ledger). A run ends by writing its report (``index.html``). In an environment that requires
@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from runbook_lib.config.connections import Connections
-from runbook_lib.config.params import LoadedParams, load_params
+from runbook_lib.config.params import LoadedParams
 from runbook_lib.errors import (
     ApprovalRequiredError,
-    ConnectionConfigError,
+    EvidenceWriteError,
     RoleRefusedError,
     RunbookError,
     failure_data,
@@ -39,19 +39,22 @@ from runbook_lib.evidence.provenance import (
 )
 from runbook_lib.evidence.record import attach_report, change_run, keep_attempt, open_run
 from runbook_lib.evidence.run_folder import (
+    WRITE_ERRNOS,
     Manifest,
     check_run_id,
     new_run_id,
     runs_root,
     sha256_file,
     utc_now,
+    write_failure,
+    writing,
 )
 from runbook_lib.evidence.scraps import read_scraps
 from runbook_lib.evidence.trust import Trust, anchor_for, trust_for
-from runbook_lib.mapping.check import check_transforms
-from runbook_lib.mapping.model import load_spec, shown_path
+from runbook_lib.mapping.model import load_spec
 from runbook_lib.privacy import scrub
 from runbook_lib.run import lock as run_lock
+from runbook_lib.run.preflight import prepare
 from runbook_lib.stage_table import FAILURE, RUNBOOK_STAGES, STAGES
 
 KERNEL = "python3"
@@ -106,40 +109,6 @@ def stages_to_resume(run_dir: Path) -> list[str]:
     if not remaining:
         raise RunbookError(f"run {run_dir.name} has nothing to resume: every stage passed")
     return remaining
-
-
-def prepare(env: str, project_root: Path, stages: Sequence[str] = RUNBOOK_STAGES) -> LoadedParams:
-    """The pre-flight: params, the spec's structure and every connection, before anything is written.
-
-    Each connection is opened once (a wrong password, an unreachable host, a missing SQLite
-    source are named here, exit 2); every system of the spec must name a connection in params.
-    Checks against the live schemas are the mapping stage's, with evidence. A rollback alone
-    needs only its target: a source being down must not keep a target from being restored.
-    """
-    params = load_params(env, project_root=project_root)
-    connections = Connections(params)
-    connections.check_resolvable()
-    trust_for(params)  # the signing key is a params matter: refused before any connection opens
-    if not params.mapping_path.is_file():
-        raise RunbookError(f"{params.path.name}: field 'mapping': no file {params.model.mapping}")
-    spec = load_spec(params.mapping_path)
-    check_transforms(spec).raise_if_failed()
-    unknown = [
-        (f"systems.{system}", connection)
-        for system, connection in spec.spec.systems.items()
-        if connection not in params.sources
-    ]
-    if unknown:
-        lines = "\n".join(
-            f"  {path}: no connection {connection!r} in {params.path.name} sources"
-            for path, connection in unknown
-        )
-        raise ConnectionConfigError(
-            f"{shown_path(params.mapping_path)}: a system names a connection params lack:\n{lines}",
-            hint=f"connections in {params.path.name} sources: {', '.join(params.sources)}",
-        )
-    connections.preflight(["target"] if list(stages) == ["rollback"] else None)
-    return params
 
 
 def run(
@@ -225,6 +194,54 @@ def _run_held(
             manifest.data.pop("refusal", None)
             manifest.data.setdefault("invocations", []).append(invocation)
     echo(f"run {run_id} ({env}) → {run_dir.relative_to(project_root)}")
+    try:
+        return _execute_stages(
+            params, project_root, stages, run_dir, used, secrets, echo, mode, run_id, trust
+        )
+    except EvidenceWriteError as exc:
+        raise _after_write_failure(exc, run_dir, env, trust) from None
+
+
+def _after_write_failure(
+    exc: EvidenceWriteError, run_dir: Path, env: str, trust: Trust
+) -> EvidenceWriteError:
+    """Evidence stopped being writable mid-run: close the run as failed if that can be recorded.
+
+    Whether or not it can, the manifest and the ledger are as last recorded (every write is
+    whole or undone), and the run resumes at its first unpassed stage once space is back.
+    """
+    failure = failure_data(exc)
+    try:
+        with change_run(run_dir, "close", "failed: evidence not writable", trust=trust) as manifest:
+            manifest.data.update(status="failed", finished_at=utc_now())
+            manifest.data["write_failure"] = failure
+            manifest.data["invocations"][-1].update(finished_at=utc_now(), status="failed")
+    except RunbookError:
+        pass  # still no space: the last recorded version stands (status running, no holder)
+    return EvidenceWriteError(
+        exc.message,
+        folder=exc.folder,
+        free_bytes=exc.free_bytes,
+        hint=f"free space or make {exc.folder} writable, then runbook run --env {env} "
+        f"--resume {run_dir.name} (the manifest and ledger are as last recorded; the load "
+        "continues from its last committed checkpoint)",
+    )
+
+
+def _execute_stages(
+    params: LoadedParams,
+    project_root: Path,
+    stages: Sequence[str],
+    run_dir: Path,
+    used: dict[str, Any],
+    secrets: frozenset[str],
+    echo: Echo,
+    mode: str,
+    run_id: str,
+    trust: Trust,
+) -> RunOutcome:
+    """The stages of an opened run, each recorded as it ends, then the run closed."""
+    env = params.env
     status, failed, failure, refusal = "passed", None, None, None
     for index, stage in enumerate(stages, start=1):
         echo(f"[{index}/{len(stages)}] {stage} ...")
@@ -240,8 +257,12 @@ def _run_held(
         extra = {"mode": mode} if mode and stage == "full_load" else {}
         entry = execute_stage(stage, env, run_dir, project_root, secrets=secrets, parameters=extra)
         entry["mapping_spec_sha256"] = used["mapping_spec"]["sha256"]
-        with change_run(run_dir, "stage", f"{stage} {entry['status']}", trust=trust) as m:
-            m.record_stage(entry)
+        try:
+            with change_run(run_dir, "stage", f"{stage} {entry['status']}", trust=trust) as m:
+                m.record_stage(entry)
+        except EvidenceWriteError:
+            _remove_unrecorded(run_dir / entry["notebook"])  # the resumed stage writes them anew
+            raise
         echo(f"[{index}/{len(stages)}] {stage} {entry['status']} in {entry['seconds']:.1f} s")
         if entry["status"] != "passed":
             status, failed, failure = "failed", stage, entry.get("failure")
@@ -315,9 +336,9 @@ def _approval_refusal(stage: str, params: LoadedParams, run_dir: Path) -> Runboo
             params.env,
             _spec_sha256(params),
             action,
+            operator=operator_name(params.model.operator),
             params_sha256=sha256_file(params.path),
             anchored=anchor_for(params).facts_of(run_dir.name),
-            operator=operator_name(params.model.operator),
         )
     except ApprovalRequiredError as exc:
         return exc
@@ -371,15 +392,26 @@ def execute_stage(
             "message": str(exc.evalue),
             "hint": None,
         }
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            failure = failure_data(exc)
+        else:  # papermill could not save the notebook: what it left is not evidence
+            _remove_unrecorded(output)
+            raise write_failure(run_dir, exc) from None
     except Exception as exc:  # noqa: BLE001 - a dead kernel or a timeout is a failed stage too
         failure = failure_data(exc)
     finally:
         stdout.flush()
         stderr.flush()
     seconds = time.perf_counter() - started
-    if output.is_file():
-        scrub.scrub_notebook(output, secrets)
-    html = export_html(output) if output.is_file() else None
+    try:
+        with writing(run_dir):
+            if output.is_file():
+                scrub.scrub_notebook(output, secrets)
+            html = export_html(output) if output.is_file() else None
+    except EvidenceWriteError:
+        _remove_unrecorded(output)
+        raise
     entry_fields: dict[str, Any] = {
         "name": stage,
         "status": "failed" if failure else "passed",
@@ -397,6 +429,12 @@ def execute_stage(
     if not output.is_file():
         return {**entry_fields, "notebook": notebook}
     return Manifest(run_dir, {}).stage_entry(output, html, **entry_fields)
+
+
+def _remove_unrecorded(notebook: Path) -> None:
+    """A stage's files the manifest never listed, cut short by a failed write: not kept."""
+    notebook.unlink(missing_ok=True)
+    notebook.with_suffix(".html").unlink(missing_ok=True)
 
 
 def _glued_failure(output: Path) -> dict[str, Any] | None:

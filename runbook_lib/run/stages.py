@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import sqlalchemy as sa
 
@@ -30,6 +31,7 @@ from runbook_lib.load import backup, history, loader, sync
 from runbook_lib.mapping.check import SpecCheck, check_spec
 from runbook_lib.mapping.compiled import ordered_sources
 from runbook_lib.run.context import StageContext
+from runbook_lib.scale import dask_engine
 from runbook_lib.stage_table import STAGES
 from runbook_lib.ui.preview import TargetPreview, preview_mapping
 from runbook_lib.ui.progress import progress_callback
@@ -69,9 +71,9 @@ def require_approval(ctx: StageContext, stage: str) -> Approval | None:
         ctx.env,
         ctx.spec.sha256,
         action,
+        operator=operator_name(ctx.params.model.operator),
         params_sha256=sha256_file(ctx.params.path),
         anchored=ctx.anchor().facts_of(ctx.run_id),
-        operator=operator_name(ctx.params.model.operator),
     )
 
 
@@ -269,7 +271,11 @@ def sync_snapshot_tables(spec) -> list[str]:
 
 
 def full_load(ctx: StageContext) -> loader.LoadReport | sync.SyncReport:
-    """Load everything into the target (after ``backup_target``), or, in incremental mode, sync."""
+    """Load everything into the target (after ``backup_target``), or, in incremental mode, sync.
+
+    With ``engine: dask`` in params the full load runs as key-range partitions on a Dask cluster
+    (``runbook_lib.scale``); a sync and the trial stay in this process.
+    """
     settings = ctx.params.model
     common = {
         "run_id": ctx.run_id,
@@ -280,6 +286,17 @@ def full_load(ctx: StageContext) -> loader.LoadReport | sync.SyncReport:
     }
     if ctx.load_mode == "incremental":
         return sync.sync(ctx.spec, ctx.source_engines(), ctx.target_engine(), **common)
+    if settings.engine is not None:  # engine: dask — key-range partitions as cluster tasks
+        del common["progress"]
+        return dask_engine.load(
+            ctx.spec,
+            ctx.source_engines(),
+            ctx.target_engine(),
+            params=ctx.params,
+            mode="full",
+            suspend_foreign_keys=settings.load.suspend_foreign_keys,
+            **common,
+        )
     return loader.load(
         ctx.spec,
         ctx.source_engines(),
@@ -293,7 +310,10 @@ def full_load(ctx: StageContext) -> loader.LoadReport | sync.SyncReport:
 def validation(ctx: StageContext) -> ValidationReport:
     """Reconcile the whole target with the sources through the mapping."""
     settings = ctx.params.model
-    return run_validation(
+    validate = run_validation
+    if settings.engine is not None:  # engine: dask — each source group's check a cluster task
+        validate = partial(dask_engine.validate, params=ctx.params)
+    return validate(
         ctx.spec,
         ctx.source_engines(),
         ctx.target_engine(),

@@ -72,6 +72,7 @@ def validate(
     workers: int | None = None,
     masker: EvidenceMasker | None = None,
     max_new_check_violations: int = 0,
+    run_groups=None,
 ) -> ValidationReport:
     """Check every source of every target table (trial: pass the trial's ``sample_percent``).
 
@@ -80,7 +81,8 @@ def validate(
     sources in parallel (default: one per core when the sources are large, see ``source_check``);
     ``masker`` shows the values of differing rows (default: classified by column name); the
     spec's ``checks:`` run on the whole target (not when ``tables`` limits it), their new
-    violations gated by ``max_new_check_violations``.
+    violations gated by ``max_new_check_violations``; ``run_groups`` runs the source checks
+    elsewhere (``scale.validation``, on a Dask cluster), ``source_check.run_groups`` by default.
     """
     started = time.perf_counter()
     chosen = _chosen_tables(spec, tables)
@@ -100,7 +102,7 @@ def validate(
         for p in pipelines
     }
     groups = source_check.groups_of(pipelines)
-    results, problems = source_check.run_groups(
+    results, problems = (run_groups or source_check.run_groups)(
         spec,
         groups,
         sources,

@@ -167,8 +167,11 @@ def rounded(numbers: Fixed, scale: int) -> Fixed:
         exact = exact & fits
     else:
         magnitude = np.abs(np.where(exact, coefficient, 0))
-        if -shift > _MAX_DIGITS:  # every 18-digit magnitude is below half of 10^19
+        if -shift > _MAX_DIGITS + 1:  # an int64 magnitude (< 9.3e18) is below half of 10^20
             kept = np.zeros_like(magnitude)
+        elif -shift == _MAX_DIGITS + 1:  # 10^19 is past int64: above half of it rounds to 1
+            # (a product of an amount and a rate can hold 19 digits; exactly half stays 0, even)
+            kept = (magnitude > 5 * 10**_MAX_DIGITS).astype(magnitude.dtype)
         else:
             divisor = _POWERS[-shift]
             kept, remainder = np.divmod(magnitude, divisor)
