@@ -22,6 +22,8 @@ from runbook_lib.mapping.model import load_spec
 from runbook_lib.run import preflight
 
 CI_FILES = ("legacy_a", "legacy_b", "crm", "target", "trial_target")
+# Made up per test session, so no password-like literal stands in the repository.
+FAKE_SECRET = f"fake-{uuid.uuid4().hex[:12]}"
 
 
 def sqlite_files(project, names=CI_FILES) -> None:
@@ -113,25 +115,24 @@ def test_a_structurally_invalid_spec_exits_two_before_anything_is_written(projec
 def test_a_wrong_password_exits_two_naming_the_connection_and_hiding_the_password(project):
     admin = _server_or_skip(MARIADB_ADMIN_URL, "MariaDB")
     user = f"rb_{uuid.uuid4().hex[:8]}"
+    right, wrong_password = f"right-{uuid.uuid4().hex[:12]}", FAKE_SECRET
     with admin.connect() as connection:
-        connection.execute(sa.text(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'right-Passw0rd'"))
-        connection.execute(
-            sa.text(f"CREATE USER '{user}'@'localhost' IDENTIFIED BY 'right-Passw0rd'")
-        )
+        connection.execute(sa.text(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{right}'"))
+        connection.execute(sa.text(f"CREATE USER '{user}'@'localhost' IDENTIFIED BY '{right}'"))
     try:
         sqlite_files(project)
         text = ci_params_text(project)
         old = 'crm: {url: "sqlite:///work/ci/crm.db"}'
         write_ci_params(project, text.replace(old, "crm: {url_env: RB_TEST_CRM_URL}"))
         host = sa.engine.make_url(MARIADB_ADMIN_URL)
-        wrong = f"mysql+pymysql://{user}:wrong-Passw0rd@{host.host}:{host.port}/test"
+        wrong = f"mysql+pymysql://{user}:{wrong_password}@{host.host}:{host.port}/test"
 
         result = runbook(project, "run", "--env", "ci", env={"RB_TEST_CRM_URL": wrong}, timeout=120)
 
         assert result.returncode == EXIT_USAGE, result.stderr
         assert "connection 'crm'" in result.stderr and "RB_TEST_CRM_URL" in result.stderr
         assert "Access denied" in result.stderr
-        assert "wrong-Passw0rd" not in result.stderr + result.stdout
+        assert wrong_password not in result.stderr + result.stdout
         assert not (project / "outputs").exists()
     finally:
         with admin.connect() as connection:
@@ -239,14 +240,15 @@ def test_a_spec_larger_than_the_limit_is_refused_by_its_size(project):
 @pytest.mark.parametrize(
     "url",
     [
-        "postgresql+psycopg://app@db.example:5432/legacy?password=S3cretPW-1",
-        "mysql+pymysql://app@db.example/legacy?charset=utf8mb4&passwd=S3cretPW-1",
-        "postgresql+psycopg://app@db.example/legacy?sslmode=require&PGPASSWORD=S3cretPW-1",
-        "sqlite:///work/ci/legacy_a.db?token=S3cretPW-1",
-        "postgresql+psycopg://db.example/legacy?options=-c%20x&dsn=postgresql://u:S3cretPW-1@h/d",
+        "postgresql+psycopg://app@db.example:5432/legacy?password={secret}",
+        "mysql+pymysql://app@db.example/legacy?charset=utf8mb4&passwd={secret}",
+        "postgresql+psycopg://app@db.example/legacy?sslmode=require&PGPASSWORD={secret}",
+        "sqlite:///work/ci/legacy_a.db?token={secret}",
+        "postgresql+psycopg://db.example/legacy?options=-c%20x&dsn=postgresql://u:{secret}@h/d",
     ],
 )
 def test_a_password_in_the_query_string_of_a_url_is_refused(project, url):
+    url = url.format(secret=FAKE_SECRET)
     text = ci_params_text(project)
     old = 'legacy_a: {url: "sqlite:///work/ci/legacy_a.db"}'
     assert old in text
@@ -258,7 +260,7 @@ def test_a_password_in_the_query_string_of_a_url_is_refused(project, url):
     message = str(info.value)
     assert "params/ci.yaml" in message and "sources.legacy_a.url" in message
     assert "url_env" in message
-    assert "S3cretPW-1" not in message
+    assert FAKE_SECRET not in message
 
 
 def test_a_query_string_without_a_secret_is_accepted(project):
@@ -503,9 +505,10 @@ def test_a_stage_opened_by_hand_does_not_create_a_missing_sqlite_source(project)
 def test_a_url_from_the_environment_is_shown_without_its_query_password():
     from runbook_lib.config.connections import redact_url
 
+    user_password = f"user-{uuid.uuid4().hex[:12]}"
     url = sa.engine.make_url(
-        "postgresql+psycopg://app:pw-1@db/x?sslmode=require&password=S3cretPW-1"
+        f"postgresql+psycopg://app:{user_password}@db/x?sslmode=require&password={FAKE_SECRET}"
     )
     shown = redact_url(url)
-    assert "S3cretPW-1" not in shown and "pw-1" not in shown
+    assert FAKE_SECRET not in shown and user_password not in shown
     assert "sslmode=require" in shown and "password=***" in shown

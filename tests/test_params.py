@@ -6,6 +6,7 @@ copy and checks that ``ParamsError`` names the file, the dotted field, and what 
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -395,12 +396,16 @@ def test_engine_dask_takes_a_scheduler_or_a_number_of_local_workers(project, das
     assert (engine.dask.scheduler, engine.dask.local_workers) == expected
 
 
+# Made up per session, so no password-like literal stands in the repository.
+FAKE_SECRET = f"fake-{uuid.uuid4().hex[:12]}"
+
+
 @pytest.mark.parametrize(
     ("engine", "field"),
     [
         ({"dask": {}}, "engine.dask"),
         ({"dask": {"scheduler": "tcp://h:8786", "local_workers": 2}}, "engine.dask"),
-        ({"dask": {"scheduler": "tcp://user:pw@h:8786"}}, "engine.dask.scheduler"),
+        ({"dask": {"scheduler": f"tcp://user:{FAKE_SECRET}@h:8786"}}, "engine.dask.scheduler"),
         ({"spark": {}}, "engine.spark"),
         ("distributed", "engine"),
     ],
@@ -408,4 +413,4 @@ def test_engine_dask_takes_a_scheduler_or_a_number_of_local_workers(project, das
 def test_a_bad_engine_is_named_by_its_field(project, engine, field):
     write_dev(project, lambda d: d.update(engine=engine))
     assert f"  {field}" in str(error_of())
-    assert "pw@" not in str(error_of())
+    assert FAKE_SECRET not in str(error_of())
