@@ -273,11 +273,9 @@ def load(
         # The suspended keys come back even when the load stops (a refused chunk, a kill is
         # different: a resume or a rollback reinstates them); a key the partial data breaks
         # stays recorded, so the original error is the one raised.
-        _reinstate_quietly(target, run_id)
+        reinstate_keys_quietly(target, run_id)
         raise
-    with target.begin() as connection:  # after the statistics: validating a key plans a join
-        foreign_keys.reinstate(connection, run_id)
-        counters = set_counters_past_highest(connection, spec.touched_tables())
+    counters = finish_load(target, spec, run_id)  # after the statistics: a key check plans a join
     return LoadReport(
         mode=mode,
         run_id=run_id,
@@ -287,6 +285,13 @@ def load(
         results=tuple(results.values()),
         counters=tuple(counters),
     )
+
+
+def finish_load(target: sa.Engine, spec, run_id: str) -> list[dict]:
+    """After every source is in: the suspended foreign keys back, id counters past the highest."""
+    with target.begin() as connection:
+        foreign_keys.reinstate(connection, run_id)
+        return set_counters_past_highest(connection, spec.touched_tables())
 
 
 def set_counters_past_highest(connection: sa.Connection, tables: list[str]) -> list[dict]:
@@ -312,7 +317,8 @@ def _checkpoint_key(pipeline: CompiledSource, run_id: str, mode: str) -> checkpo
     return checkpoints.CheckpointKey(run_id, mode, *pipeline.identity)
 
 
-def _reinstate_quietly(target: sa.Engine, run_id: str) -> None:
+def reinstate_keys_quietly(target: sa.Engine, run_id: str) -> None:
+    """The suspended foreign keys back after a stopped load; a failure here stays recorded."""
     try:
         with target.begin() as connection:
             foreign_keys.reinstate(connection, run_id)

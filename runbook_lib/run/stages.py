@@ -277,15 +277,9 @@ def full_load(ctx: StageContext) -> loader.LoadReport | sync.SyncReport:
     (``runbook_lib.scale``); a sync and the trial stay in this process.
     """
     settings = ctx.params.model
-    common = {
-        "run_id": ctx.run_id,
-        "chunk_size": settings.load.chunk_size,
-        "max_reject_rate": settings.gates.max_reject_rate,
-        "target_label": ctx.label("target"),
-        "progress": progress_callback(ctx.interactive),
-    }
     if ctx.load_mode == "incremental":
-        return sync.sync(ctx.spec, ctx.source_engines(), ctx.target_engine(), **common)
+        return incremental_sync(ctx)
+    common = _load_options(ctx)
     if settings.engine is not None:  # engine: dask — key-range partitions as cluster tasks
         del common["progress"]
         return dask_engine.load(
@@ -305,6 +299,23 @@ def full_load(ctx: StageContext) -> loader.LoadReport | sync.SyncReport:
         suspend_foreign_keys=settings.load.suspend_foreign_keys,
         **common,
     )
+
+
+def _load_options(ctx: StageContext) -> dict:
+    """What every load and sync of a stage runs with, from params."""
+    settings = ctx.params.model
+    return {
+        "run_id": ctx.run_id,
+        "chunk_size": settings.load.chunk_size,
+        "max_reject_rate": settings.gates.max_reject_rate,
+        "target_label": ctx.label("target"),
+        "progress": progress_callback(ctx.interactive),
+    }
+
+
+def incremental_sync(ctx: StageContext) -> sync.SyncReport:
+    """Apply what changed at the sources since the last load or sync (``runbook sync``, cut-over)."""
+    return sync.sync(ctx.spec, ctx.source_engines(), ctx.target_engine(), **_load_options(ctx))
 
 
 def validation(ctx: StageContext) -> ValidationReport:
@@ -368,29 +379,8 @@ def cutover(ctx: StageContext) -> CutoverRecord:
     # the final sync can delete rows (deletes: apply): its own snapshot makes it reversible
     backup.snapshot(target, sync_snapshot_tables(ctx.spec), f"{ctx.run_id}-cutover")
     captured_at = time.time()
-    synced = sync.sync(
-        ctx.spec,
-        sources,
-        target,
-        run_id=ctx.run_id,
-        chunk_size=settings.load.chunk_size,
-        max_reject_rate=settings.gates.max_reject_rate,
-        target_label=ctx.label("target"),
-        progress=progress_callback(ctx.interactive),
-    )
-    final = run_validation(
-        ctx.spec,
-        sources,
-        target,
-        run_id=ctx.run_id,
-        target_label=ctx.label("target"),
-        chunk_size=settings.load.chunk_size,
-        max_unexplained_differences=settings.gates.max_unexplained_differences,
-        max_reject_rate=settings.gates.max_reject_rate,
-        progress=progress_callback(ctx.interactive),
-        masker=ctx.masker,
-        max_new_check_violations=settings.gates.max_new_check_violations,
-    )
+    synced = incremental_sync(ctx)
+    final = validation(ctx)  # the validation stage's own check, on its engine (local or dask)
     validated_at = time.time()
     rehearsal = trial.get("rollback_rehearsal") or {}
     measures = (

@@ -169,11 +169,9 @@ def load(
             clock.lap("statistics")
             timings.append(clock.seconds | {"tasks_run": len(todo)})
     except BaseException:
-        loader._reinstate_quietly(target, run_id)
+        loader.reinstate_keys_quietly(target, run_id)
         raise
-    with target.begin() as connection:
-        foreign_keys.reinstate(connection, run_id)
-        counters = loader.set_counters_past_highest(connection, spec.touched_tables())
+    counters = loader.finish_load(target, spec, run_id)
     return PartitionedLoadReport(
         mode=mode,
         run_id=run_id,
